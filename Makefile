@@ -1,0 +1,56 @@
+# Every target sets itself up: a fresh machine needs only Python 3.11+ (and make).
+PYTHON ?= python3
+VENV := .venv
+UV := $(VENV)/bin/uv
+UV_VERSION := 0.13.9
+RUN := $(UV) run --frozen --no-sync
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test check lint format typecheck migrate revision clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(UV):
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet uv==$(UV_VERSION)
+
+install: $(UV) ## Install the locked dependencies into .venv
+	$(UV) sync --frozen
+
+run: install migrate ## Migrate the database and serve the API on http://$(HOST):$(PORT)
+	$(RUN) uvicorn app.main:create_app --factory --host $(HOST) --port $(PORT)
+
+test: install check ## Lint, type-check and run the whole suite with the coverage gate
+	$(RUN) coverage erase
+	$(RUN) coverage run -m pytest $(PYTEST_ARGS)
+	$(RUN) coverage combine --quiet
+	$(RUN) coverage report
+
+check: lint typecheck ## Lint and type-check without running tests
+
+lint: install ## ruff lint and format check
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+
+format: install ## Apply ruff fixes and formatting
+	$(RUN) ruff check --fix .
+	$(RUN) ruff format .
+
+typecheck: install ## mypy --strict
+	$(RUN) mypy
+
+migrate: install ## Upgrade the database at DATABASE_URL to the latest revision
+	$(RUN) alembic upgrade head
+
+revision: install ## New migration from model changes: make revision m="add posts"
+	@test -n "$(m)" || (echo 'usage: make revision m="what changes"' && exit 2)
+	$(RUN) alembic revision --autogenerate -m "$(m)"
+
+clean: ## Remove the virtualenv, caches and local data
+	rm -rf $(VENV) .coverage .coverage.* .mypy_cache .ruff_cache .pytest_cache .hypothesis var

@@ -1,0 +1,1 @@
+"""FastAPI service template: accounts, sessions, rate limiting, outbox and observability."""

@@ -1,0 +1,252 @@
+"""RFC 9457 problem details: the `ProblemError` hierarchy and the handlers that render errors."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from http import HTTPStatus
+from typing import Any, ClassVar, TypeVar
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+from pydantic.json_schema import models_json_schema
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+PROBLEM_TYPE_PREFIX = "urn:problem-type:"
+
+logger = logging.getLogger(__name__)
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem details object; `error_code` is stable and never renamed."""
+
+    type: str = Field(examples=[f"{PROBLEM_TYPE_PREFIX}not_found"])
+    title: str
+    status: int = Field(ge=400, le=599, description="Always equal to the HTTP status code.")
+    detail: str
+    instance: str = Field(description="The path of the request that failed.")
+    error_code: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+
+
+class ValidationIssue(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ValidationProblem(Problem):
+    errors: list[ValidationIssue]
+
+
+class ProblemJSONResponse(JSONResponse):
+    media_type = PROBLEM_MEDIA_TYPE
+
+
+class ProblemError(Exception):
+    """Base of every error the API reports on purpose.
+
+    Subclasses set `status`, `code` and `title`; an instance may carry a specific `detail`.
+    """
+
+    status: ClassVar[int] = HTTPStatus.INTERNAL_SERVER_ERROR
+    code: ClassVar[str] = "internal_error"
+    title: ClassVar[str] = "Internal Server Error"
+    detail: str = "The server could not complete the request."
+    # The documented body; a subclass that adds extension members names its own model.
+    schema: ClassVar[type[Problem]] = Problem
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+        extensions: Mapping[str, Any] | None = None,
+    ) -> None:
+        if detail is not None:
+            self.detail = detail
+        self.headers = dict(headers or {})
+        self.extensions = dict(extensions or {})
+        super().__init__(self.detail)
+
+
+class BadRequest(ProblemError):
+    status = HTTPStatus.BAD_REQUEST
+    code = "bad_request"
+    title = "Bad Request"
+    detail = "The request could not be understood."
+
+
+def error_code_for(status: int) -> str:
+    """A stable snake_case code for a bare HTTP status: 404 -> `not_found`."""
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        return "http_error"
+    return "".join(c if c.isalnum() else "_" for c in phrase.lower()).strip("_")
+
+
+def problem_response(
+    request_path: str,
+    *,
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    headers: Mapping[str, str] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> ProblemJSONResponse:
+    body = {
+        "type": f"{PROBLEM_TYPE_PREFIX}{code}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": request_path,
+        "error_code": code,
+        **(extra or {}),
+    }
+    return ProblemJSONResponse(body, status_code=status, headers=dict(headers or {}))
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+async def _handle_problem(request: Request, exc: ProblemError) -> ProblemJSONResponse:
+    return problem_response(
+        request.url.path,
+        status=exc.status,
+        code=exc.code,
+        title=exc.title,
+        detail=exc.detail,
+        headers=exc.headers,
+        extra=exc.extensions,
+    )
+
+
+async def _handle_http(request: Request, exc: StarletteHTTPException) -> ProblemJSONResponse:
+    title = _phrase(exc.status_code)
+    return problem_response(
+        request.url.path,
+        status=exc.status_code,
+        code=error_code_for(exc.status_code),
+        title=title,
+        detail=exc.detail if isinstance(exc.detail, str) else title,
+        headers=exc.headers,
+    )
+
+
+def _issues(errors: Sequence[Any]) -> list[dict[str, Any]]:
+    # Only location, message and type: pydantic's `input` and `ctx` can echo a password back.
+    return [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in errors]
+
+
+async def _handle_validation(request: Request, exc: RequestValidationError) -> ProblemJSONResponse:
+    errors = _issues(exc.errors())
+    if isinstance(exc.body, bytes):
+        # FastAPI leaves the body as raw bytes when its Content-Type is not JSON.
+        status, code = 415, "unsupported_media_type"
+        detail = "The request body must be sent as application/json."
+    elif any(e["type"] == "json_invalid" for e in errors):
+        # Broken syntax is a 400 (RFC 9110 15.5.1); well-formed but wrong content is a 422.
+        status, code, detail = 400, "malformed_json", "The request body is not valid JSON."
+    else:
+        status, code, detail = 422, "validation_failed", "The request has invalid fields."
+    return problem_response(
+        request.url.path,
+        status=status,
+        code=code,
+        title=_phrase(status),
+        detail=detail,
+        extra={"errors": errors},
+    )
+
+
+def unhandled_error_response(request_path: str) -> ProblemJSONResponse:
+    """The generic 500: nothing about the failure leaves the server."""
+    return problem_response(
+        request_path,
+        status=ProblemError.status,
+        code=ProblemError.code,
+        title=ProblemError.title,
+        detail=ProblemError.detail,
+    )
+
+
+E = TypeVar("E", bound=Exception)
+
+
+def _register(
+    app: FastAPI, exc_class: type[E], handler: Callable[[Request, E], Awaitable[Response]]
+) -> None:
+    # Starlette types every handler as taking `Exception`; it dispatches by class, so the
+    # narrower parameter is what each handler actually receives.
+    app.add_exception_handler(exc_class, handler)  # type: ignore[arg-type]
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    _register(app, ProblemError, _handle_problem)
+    _register(app, StarletteHTTPException, _handle_http)
+    _register(app, RequestValidationError, _handle_validation)
+
+
+def problem_responses(*errors: type[ProblemError]) -> dict[int | str, dict[str, Any]]:
+    """The `responses=` entry that documents the problems a route can answer with."""
+    by_status: dict[int, list[type[ProblemError]]] = defaultdict(list)
+    for error in errors:
+        by_status[error.status].append(error)
+    return {
+        status: {
+            "model": group[0].schema,
+            "description": "; ".join(f"`{e.code}`: {e.detail}" for e in group),
+        }
+        for status, group in by_status.items()
+    }
+
+
+_FASTAPI_VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError")
+
+
+def install_problem_openapi(app: FastAPI) -> None:
+    """Document every error response as `application/problem+json` with our schemas.
+
+    FastAPI documents error responses as `application/json` and 422 with its own
+    `HTTPValidationError`; this rewrites the generated document once, on first request.
+    """
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = _problem_openapi(FastAPI.openapi(app))
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented override hook
+
+
+def _problem_openapi(schema: dict[str, Any]) -> dict[str, Any]:
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for name in _FASTAPI_VALIDATION_SCHEMAS:
+        components.pop(name, None)
+    _, definitions = models_json_schema(
+        [(model, "validation") for model in (Problem, ValidationProblem)],
+        ref_template="#/components/schemas/{model}",
+    )
+    components.update(definitions["$defs"])
+    for path_item in schema.get("paths", {}).values():
+        for operation in path_item.values():
+            for status, response in operation.get("responses", {}).items():
+                if status.isdigit() and int(status) >= 400 and "content" in response:
+                    response["content"] = {PROBLEM_MEDIA_TYPE: _problem_schema(status, response)}
+    return schema
+
+
+def _problem_schema(status: str, response: dict[str, Any]) -> dict[str, Any]:
+    if status == "422":
+        return {"schema": {"$ref": "#/components/schemas/ValidationProblem"}}
+    (content,) = response["content"].values()
+    return dict(content)

@@ -1,0 +1,147 @@
+"""Pure ASGI middleware: request ids, API version headers, trusted hosts and the last-resort 500.
+
+`main.py` lists them in order; each one is a small class that touches only what it must.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable
+
+from asgi_correlation_id import CorrelationIdMiddleware
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.errors import problem_response, unhandled_error_response
+
+logger = logging.getLogger(__name__)
+
+REQUEST_ID_HEADER = "X-Request-ID"
+API_VERSION_HEADER = "X-API-Version"
+API_VERSION_DEFAULTED_HEADER = "X-API-Version-Defaulted"
+# Paths an orchestrator probes by pod IP, so they answer whatever the Host header says.
+PROBE_PATHS = frozenset({"/health", "/ready"})
+
+# A caller's request id is kept when it is a plain token; anything else (too long, spaces,
+# control characters that could forge log lines) is replaced by a fresh one.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_VERSIONED_PATH = re.compile(r"^/api/(v\d+)(?:/|$)")
+
+
+def is_valid_request_id(value: str) -> bool:
+    return _REQUEST_ID.fullmatch(value) is not None
+
+
+def request_id_middleware(app: ASGIApp) -> CorrelationIdMiddleware:
+    return CorrelationIdMiddleware(
+        app, header_name=REQUEST_ID_HEADER, validator=is_valid_request_id
+    )
+
+
+class ApiVersionMiddleware:
+    """Tells every response which API version answered it (DESIGN.md section 4)."""
+
+    def __init__(self, app: ASGIApp, *, versions: Iterable[str], default: str) -> None:
+        self.app = app
+        self.versions = frozenset(versions)
+        self.default = default
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        version, defaulted = self._resolve(scope)
+
+        async def send_with_version(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers[API_VERSION_HEADER] = version
+                if defaulted:
+                    headers[API_VERSION_DEFAULTED_HEADER] = "true"
+            await send(message)
+
+        await self.app(scope, receive, send_with_version)
+
+    def _resolve(self, scope: Scope) -> tuple[str, bool]:
+        match = _VERSIONED_PATH.match(scope["path"])
+        if match and match.group(1) in self.versions:
+            return match.group(1), False
+        requested = Headers(scope=scope).get(API_VERSION_HEADER)
+        if requested in self.versions:
+            return requested, False
+        return self.default, True
+
+
+class TrustedHostMiddleware:
+    """Refuses requests whose Host header is not served here (Host header injection).
+
+    An empty allowlist allows every host; production refuses to start that way.
+    Entries may be exact names or `*.example.com` wildcards.
+    """
+
+    def __init__(self, app: ASGIApp, *, allowed_hosts: Iterable[str]) -> None:
+        self.app = app
+        hosts = [h.lower() for h in allowed_hosts]
+        self.allow_any = not hosts or "*" in hosts
+        self.exact = frozenset(h for h in hosts if not h.startswith("*."))
+        self.suffixes = tuple(h[1:] for h in hosts if h.startswith("*."))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or self.allow_any
+            or scope["path"] in PROBE_PATHS
+            or self._is_allowed(Headers(scope=scope).get("host", ""))
+        ):
+            await self.app(scope, receive, send)
+            return
+        response = problem_response(
+            scope["path"],
+            status=400,
+            code="invalid_host",
+            title="Bad Request",
+            detail="The Host header names a host this service does not serve.",
+        )
+        await response(scope, receive, send)
+
+    def _is_allowed(self, host_header: str) -> bool:
+        host = _strip_port(host_header.lower())
+        return host in self.exact or host.endswith(self.suffixes)
+
+
+def _strip_port(host: str) -> str:
+    if host.startswith("["):  # IPv6 literal: [::1]:8000
+        return host.split("]", 1)[0] + "]"
+    return host.rsplit(":", 1)[0]
+
+
+class UnhandledErrorMiddleware:
+    """Turns an exception nothing else handled into the generic 500 problem.
+
+    It sits inside the request-id and version middleware, so the 500 carries their headers
+    and the log line carries the request id. The traceback goes to the log, never the body.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        response_started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            logger.exception("Unhandled error on %s %s", scope["method"], scope["path"])
+            if response_started:
+                raise  # too late for a problem body; the server closes the connection
+            await unhandled_error_response(scope["path"])(scope, receive, send)

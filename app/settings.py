@@ -1,0 +1,170 @@
+"""Every setting of the service, read from the environment (and `.env`) in one place."""
+
+from __future__ import annotations
+
+import secrets
+import warnings
+from enum import StrEnum
+from functools import lru_cache
+from typing import Annotated, Any, cast
+
+from fastapi import Depends, Request
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_SQLITE_URL = "sqlite+aiosqlite:///var/app.db"
+MIN_SECRET_BYTES = 32
+# Values copied from tutorials and `.env.example` files; never acceptable in production.
+KNOWN_DEFAULT_SECRETS = frozenset({"changeme", "change-me", "secret", "secret-key", "dev", "test"})
+
+
+class Environment(StrEnum):
+    LOCAL = "local"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class InsecureSettingsError(ValueError):
+    """Production was asked to start with a setting that is unsafe there."""
+
+    def __init__(self, setting: str, reason: str) -> None:
+        super().__init__(f"{setting}: {reason}")
+        self.setting = setting
+
+
+def _group(prefix: str) -> SettingsConfigDict:
+    return SettingsConfigDict(
+        env_prefix=prefix, env_file=".env", extra="ignore", case_sensitive=False
+    )
+
+
+def _split_csv(value: Any) -> Any:
+    """Accept `a,b,c` from the environment as well as a real list."""
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+CsvList = Annotated[list[str], NoDecode]
+
+
+class DatabaseSettings(BaseSettings):
+    """`DATABASE_*`: where the data lives and how connections are pooled."""
+
+    model_config = _group("DATABASE_")
+
+    url: str = DEFAULT_SQLITE_URL
+    pool_size: int = Field(default=10, ge=1)
+    max_overflow: int = Field(default=10, ge=0)
+    pool_timeout_seconds: float = Field(default=5.0, gt=0)
+    sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)
+    echo: bool = False
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.url.startswith("sqlite")
+
+
+class RedisSettings(BaseSettings):
+    """`REDIS_*`: optional; without a URL the service runs on in-process backends."""
+
+    model_config = _group("REDIS_")
+
+    url: str | None = None
+    health_required: bool = False
+    timeout_seconds: float = Field(default=0.5, gt=0)
+
+    @model_validator(mode="after")
+    def _required_needs_url(self) -> RedisSettings:
+        if self.health_required and not self.url:
+            raise ValueError("REDIS_HEALTH_REQUIRED=true needs REDIS_URL")
+        return self
+
+
+class ApiSettings(BaseSettings):
+    """`API_*`: versioning and the public documentation pages."""
+
+    model_config = _group("API_")
+
+    versions: CsvList = Field(default_factory=lambda: ["v1"], min_length=1)
+    default_version: str = "v1"
+    docs_enabled: bool = True
+
+    @field_validator("versions", mode="before")
+    @classmethod
+    def _parse_versions(cls, value: Any) -> Any:
+        return _split_csv(value)
+
+    @model_validator(mode="after")
+    def _default_is_supported(self) -> ApiSettings:
+        if self.default_version not in self.versions:
+            msg = f"API_DEFAULT_VERSION {self.default_version!r} is not in API_VERSIONS"
+            raise ValueError(msg)
+        return self
+
+
+class Settings(BaseSettings):
+    """The service's configuration. Build it through `get_settings()`."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    environment: Environment = Environment.LOCAL
+    project_name: str = "FastAPI Starter"
+    # A fresh random key unless one is configured; production refuses to start on it.
+    secret_key: SecretStr = Field(default_factory=lambda: SecretStr(secrets.token_urlsafe(48)))
+    trusted_hosts: CsvList = Field(default_factory=list)
+    log_level: str = "INFO"
+    ready_timeout_seconds: float = Field(default=2.0, gt=0)
+
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
+
+    @field_validator("trusted_hosts", mode="before")
+    @classmethod
+    def _parse_hosts(cls, value: Any) -> Any:
+        return _split_csv(value)
+
+    @model_validator(mode="after")
+    def _check_environment(self) -> Settings:
+        if self.environment is Environment.PRODUCTION:
+            self._refuse_insecure_production()
+        elif self.environment is Environment.LOCAL and not self.secret_key_configured:
+            warnings.warn(
+                "SECRET_KEY is not set: using a random key for this process only; "
+                "tokens will not survive a restart.",
+                stacklevel=2,
+            )
+        return self
+
+    @property
+    def secret_key_configured(self) -> bool:
+        return "secret_key" in self.model_fields_set
+
+    def _refuse_insecure_production(self) -> None:
+        if self.database.is_sqlite:
+            raise InsecureSettingsError("DATABASE_URL", "production needs PostgreSQL, not SQLite")
+        secret = self.secret_key.get_secret_value()
+        if not self.secret_key_configured:
+            raise InsecureSettingsError("SECRET_KEY", "must be set in production")
+        if secret.lower() in KNOWN_DEFAULT_SECRETS:
+            raise InsecureSettingsError("SECRET_KEY", "is a well-known default value")
+        if len(secret.encode()) < MIN_SECRET_BYTES:
+            raise InsecureSettingsError(
+                "SECRET_KEY", f"must be at least {MIN_SECRET_BYTES} bytes in production"
+            )
+        if not self.trusted_hosts or "*" in self.trusted_hosts:
+            raise InsecureSettingsError("TRUSTED_HOSTS", "must list the served host names")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
+
+
+def _app_settings(request: Request) -> Settings:
+    return cast(Settings, request.app.state.settings)
+
+
+# The settings the running application was built with (see `create_app`).
+AppSettings = Annotated[Settings, Depends(_app_settings)]

@@ -1,0 +1,68 @@
+"""Alembic environment: async engine, every domain's models, batch mode for SQLite."""
+
+from __future__ import annotations
+
+import asyncio
+from logging.config import fileConfig
+
+from alembic import context
+from sqlalchemy.engine import Connection
+
+from app.db import Base, create_engine
+from app.domains import discover
+from app.settings import DatabaseSettings
+
+config = context.config
+if config.config_file_name is not None and config.attributes.get("configure_logger", True):
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
+
+discover()  # imports each domain's models so their tables join Base.metadata
+target_metadata = Base.metadata
+
+
+def _database_settings() -> DatabaseSettings:
+    # The test suite passes its own URL; everything else uses DATABASE_URL.
+    url = config.attributes.get("database_url")
+    return DatabaseSettings(url=url) if url else DatabaseSettings()
+
+
+def _configure(connection: Connection | None = None, url: str | None = None) -> None:
+    context.configure(
+        connection=connection,
+        url=url,
+        target_metadata=target_metadata,
+        # SQLite cannot ALTER most things; batch mode copies the table instead, and the
+        # same migration runs unchanged on PostgreSQL.
+        render_as_batch=True,
+        compare_type=True,
+        compare_server_default=True,
+        literal_binds=url is not None,
+    )
+
+
+def run_migrations_offline() -> None:
+    _configure(url=_database_settings().url)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def _run_sync(connection: Connection) -> None:
+    _configure(connection=connection)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+async def run_migrations_online() -> None:
+    engine = create_engine(_database_settings())
+    try:
+        async with engine.connect() as connection:
+            await connection.run_sync(_run_sync)
+            await connection.commit()
+    finally:
+        await engine.dispose()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    asyncio.run(run_migrations_online())

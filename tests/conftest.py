@@ -1,0 +1,130 @@
+"""Fixtures: one migrated database per run, one rolled-back transaction per test.
+
+With `TEST_DATABASE_URL` (PostgreSQL) each run creates its own database and drops it at the
+end; without it, the run uses a temporary SQLite file. Either way Alembic builds the schema.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+from alembic import command
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+
+from app.db import Database, create_engine
+from app.main import create_app
+from app.settings import DatabaseSettings, Settings
+from tests.support import alembic_config, make_settings
+
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL")
+CATEGORIES = ("unit", "integration", "e2e", "security", "contract", "property")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test with the category of the folder it lives in."""
+    for item in items:
+        category = Path(item.path).relative_to(Path(__file__).parent).parts[0]
+        if category in CATEGORIES:
+            item.add_marker(getattr(pytest.mark, category))
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def _admin_dsn(url: str) -> str:
+    """A libpq DSN for the server of `url` (psycopg does not take SQLAlchemy driver names)."""
+    parsed = make_url(url)
+    return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def create_postgres_database(server_url: str) -> str:
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(_admin_dsn(server_url), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_postgres_database(url: str) -> None:
+    parsed = make_url(url)
+    server = parsed.set(database="postgres").render_as_string(hide_password=False)
+    with psycopg.connect(_admin_dsn(server), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The run's own database, migrated once to head."""
+    if TEST_DATABASE_URL:
+        url = create_postgres_database(TEST_DATABASE_URL)
+    else:
+        url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+    try:
+        command.upgrade(alembic_config(url), "head")
+        yield url
+    finally:
+        if TEST_DATABASE_URL:
+            drop_postgres_database(url)
+
+
+@pytest.fixture(scope="session")
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(DatabaseSettings(_env_file=None, url=database_url))
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def database(engine: AsyncEngine) -> AsyncIterator[Database]:
+    """A `Database` whose sessions join one outer transaction that is rolled back afterwards.
+
+    Request code commits as usual; each commit releases a savepoint inside the outer
+    transaction, so the real commit path runs and nothing outlives the test.
+    """
+    async with engine.connect() as connection:
+        transaction = await connection.begin()
+        database = Database(engine)
+        database.sessionmaker = async_sessionmaker(
+            bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+        )
+        yield database
+        await transaction.rollback()
+
+
+@pytest.fixture
+def black_hole_port() -> Iterator[int]:
+    """A port that accepts TCP connections and never says a word: a hung dependency."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        yield listener.getsockname()[1]
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return make_settings(database_url)
+
+
+@pytest.fixture
+def app(settings: Settings, database: Database) -> FastAPI:
+    return create_app(settings, database=database)
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield client

@@ -1,0 +1,112 @@
+"""The public HTTP surface: pinned route table and an OpenAPI document that tells the truth."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+
+from app.db import Database
+from app.main import create_app
+from app.settings import Settings
+
+# Changing this table changes the public contract: update DESIGN.md section 4 with it.
+# (method, path, operation id); the operation id is the endpoint function's name.
+ROUTES = {
+    ("GET", "/health", "health"),
+    ("GET", "/ready", "ready"),
+}
+
+
+@pytest.fixture
+def app(settings: Settings) -> FastAPI:
+    """The application as built, without starting it: the contract is in its structure."""
+    return create_app(settings)
+
+
+def route_table(app: FastAPI) -> set[tuple[str, str, str]]:
+    """Every operation the application serves, read from its OpenAPI document."""
+    return {
+        (method.upper(), path, operation["operationId"])
+        for path, path_item in app.openapi()["paths"].items()
+        for method, operation in path_item.items()
+    }
+
+
+def test_route_table_is_pinned(app: FastAPI) -> None:
+    assert route_table(app) == ROUTES
+
+
+def test_every_api_route_is_versioned(app: FastAPI) -> None:
+    paths = {path for _, path, _ in route_table(app)}
+
+    assert all(path.startswith("/api/v1/") for path in paths - {"/health", "/ready"})
+
+
+async def test_interactive_docs_are_served(client: httpx.AsyncClient) -> None:
+    docs, schema = await client.get("/docs"), await client.get("/openapi.json")
+
+    assert docs.status_code == 200
+    assert "swagger-ui" in docs.text
+    assert schema.json()["info"]["title"] == "FastAPI Starter"
+
+
+def _error_responses(schema: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    return [
+        (status, response)
+        for path_item in schema["paths"].values()
+        for operation in path_item.values()
+        for status, response in operation["responses"].items()
+        if int(status) >= 400
+    ]
+
+
+def test_openapi_documents_errors_as_problem_json(app: FastAPI) -> None:
+    schema = app.openapi()
+
+    errors = _error_responses(schema)
+    assert errors
+    assert all(list(response["content"]) == ["application/problem+json"] for _, response in errors)
+    components = schema["components"]["schemas"]
+    assert {"Problem", "ValidationProblem", "ValidationIssue"} <= components.keys()
+    assert "HTTPValidationError" not in components
+    assert components["Problem"]["required"] == [
+        "type",
+        "title",
+        "status",
+        "detail",
+        "instance",
+        "error_code",
+    ]
+
+
+def test_validation_errors_are_documented_with_their_errors_list(app: FastAPI) -> None:
+    @app.get("/api/v1/contract-probe/{item_id}")
+    async def probe(item_id: int) -> dict[str, int]:
+        raise NotImplementedError  # pragma: no cover - only its documentation is under test
+
+    schema = app.openapi()
+
+    response = schema["paths"]["/api/v1/contract-probe/{item_id}"]["get"]["responses"]["422"]
+    assert response["content"]["application/problem+json"]["schema"] == {
+        "$ref": "#/components/schemas/ValidationProblem"
+    }
+
+
+def test_openapi_is_generated_once(app: FastAPI) -> None:
+    assert app.openapi() is app.openapi()
+
+
+@pytest.mark.parametrize("path", ["/docs", "/openapi.json"])
+async def test_docs_can_be_turned_off(settings: Settings, database: Database, path: str) -> None:
+    no_docs = settings.api.model_copy(update={"docs_enabled": False})
+    app = create_app(settings.model_copy(update={"api": no_docs}), database=database)
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            response = await client.get(path)
+
+    assert response.status_code == 404

@@ -1,0 +1,85 @@
+"""The real server process over real HTTP: start-up, probes, errors and headers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.support import ROOT, assert_problem
+
+
+@pytest.fixture(scope="module")
+def server(database_url: str) -> Iterator[str]:
+    """Uvicorn serving `create_app` in a subprocess, on a socket bound before it starts.
+
+    The test binds the socket itself and hands it to uvicorn (`--fd`): connections made
+    before the server is up wait in the listen backlog, so no test polls or sleeps.
+    """
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    host, port = listener.getsockname()
+    env = os.environ | {"ENVIRONMENT": "test", "DATABASE_URL": database_url}
+    process = subprocess.Popen(  # noqa: S603 - fixed argv built from this interpreter
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "app.main:create_app",
+            "--factory",
+            "--fd",
+            str(listener.fileno()),
+        ],
+        cwd=ROOT,
+        env=env,
+        pass_fds=[listener.fileno()],
+    )
+    listener.close()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        # SIGTERM is what an orchestrator sends: uvicorn drains in-flight requests, then
+        # re-raises the signal so the exit status names what stopped it.
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == -signal.SIGTERM
+
+
+@pytest.fixture
+def http(server: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server, timeout=30) as client:
+        yield client
+
+
+def test_health_and_ready_answer(http: httpx.Client) -> None:
+    health, ready = http.get("/health"), http.get("/ready")
+
+    assert health.status_code == 200
+    assert ready.status_code == 200
+    assert ready.json()["checks"]["database"] == "ok"
+
+
+def test_unknown_path_is_a_problem_with_request_id_and_version(http: httpx.Client) -> None:
+    response = http.get("/api/v1/does-not-exist", headers={"X-Request-ID": "e2e-1"})
+
+    assert_problem(response, 404, "not_found")
+    assert response.headers["x-request-id"] == "e2e-1"
+    assert response.headers["x-api-version"] == "v1"
+    assert "x-api-version-defaulted" not in response.headers
+
+
+def test_unversioned_probe_is_flagged_as_defaulted(http: httpx.Client) -> None:
+    response = http.get("/health")
+
+    assert response.headers["x-api-version"] == "v1"
+    assert response.headers["x-api-version-defaulted"] == "true"
+
+
+def test_docs_are_served(http: httpx.Client) -> None:
+    assert http.get("/docs").status_code == 200

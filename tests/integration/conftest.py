@@ -1,0 +1,5 @@
+"""These tests drive the app through the test-only probe routes as well as the real ones."""
+
+from tests.probe_routes import app
+
+__all__ = ["app"]

@@ -1,0 +1,75 @@
+"""Routes that exist only in tests, to drive the cross-cutting machinery from the outside."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import pytest
+from fastapi import APIRouter, FastAPI, HTTPException, Path
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import text
+
+from app.db import MAX_ID, Database, DbSession
+from app.errors import ProblemError, problem_responses
+from app.main import create_app
+from app.settings import Settings
+
+router = APIRouter(prefix="/api/v1/probe")
+
+
+class Teapot(ProblemError):
+    status = 418
+    code = "teapot"
+    title = "I'm a teapot"
+    detail = "This endpoint brews tea."
+
+
+class Note(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str
+    secret: str | None = None
+
+
+@router.get("/problem", responses=problem_responses(Teapot))
+async def raise_problem() -> None:
+    raise Teapot(headers={"X-Brew": "green"}, extensions={"temperature": 80})
+
+
+@router.get("/http/{status}")
+async def raise_http(status: int) -> None:
+    raise HTTPException(status_code=status)
+
+
+@router.get("/crash")
+async def crash() -> None:
+    raise RuntimeError("secret internals: password=hunter2")
+
+
+@router.get("/items/{item_id}")
+async def get_item(item_id: Annotated[int, Path(ge=1, le=MAX_ID)]) -> dict[str, int]:
+    return {"id": item_id}
+
+
+@router.post("/notes", status_code=201)
+async def create_note(note: Note) -> Note:
+    return note
+
+
+@router.post("/rows/{value}", status_code=201)
+async def insert_row(value: int, session: DbSession) -> dict[str, int]:
+    await session.execute(text("INSERT INTO probe_rows (value) VALUES (:v)"), {"v": value})
+    return {"value": value}
+
+
+@router.post("/rows/{value}/then-fail")
+async def insert_row_then_fail(value: int, session: DbSession) -> None:
+    await session.execute(text("INSERT INTO probe_rows (value) VALUES (:v)"), {"v": value})
+    raise Teapot
+
+
+@pytest.fixture
+def app(settings: Settings, database: Database) -> FastAPI:
+    """The real application with the probe routes added (overrides the root `app`)."""
+    app = create_app(settings, database=database)
+    app.include_router(router)
+    return app

@@ -1,0 +1,80 @@
+"""Engine construction for both runtime modes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from app.db import NAMING_CONVENTION, Base, create_engine, database_url
+from app.settings import DatabaseSettings
+
+
+@pytest.mark.parametrize(
+    ("raw", "driver"),
+    [
+        ("postgres://u@h/db", "postgresql+psycopg"),
+        ("postgresql://u@h/db", "postgresql+psycopg"),
+        ("postgresql+psycopg://u@h/db", "postgresql+psycopg"),
+        ("sqlite:///var/x.db", "sqlite+aiosqlite"),
+        ("sqlite+aiosqlite:///var/x.db", "sqlite+aiosqlite"),
+    ],
+)
+def test_plain_urls_get_the_async_driver(raw: str, driver: str) -> None:
+    assert database_url(raw).drivername == driver
+
+
+async def test_postgres_engine_checks_connections_before_use() -> None:
+    engine = create_engine(
+        DatabaseSettings(_env_file=None, url="postgresql://u@db.invalid/app", pool_size=3)
+    )
+
+    assert engine.url.drivername == "postgresql+psycopg"
+    assert engine.pool._pre_ping  # no public accessor for the pre-ping flag
+    assert engine.pool.size() == 3  # type: ignore[attr-defined]  # QueuePool API
+    await engine.dispose()
+
+
+async def test_sqlite_engine_creates_its_folder_and_sets_pragmas(tmp_path: Path) -> None:
+    path = tmp_path / "nested" / "app.db"
+    engine = create_engine(
+        DatabaseSettings(_env_file=None, url=f"sqlite:///{path}", sqlite_busy_timeout_ms=1234)
+    )
+    try:
+        async with engine.connect() as connection:
+            pragmas = {
+                name: (await connection.execute(text(f"PRAGMA {name}"))).scalar()
+                for name in ("journal_mode", "foreign_keys", "busy_timeout")
+            }
+    finally:
+        await engine.dispose()
+
+    assert path.exists()
+    assert pragmas == {"journal_mode": "wal", "foreign_keys": 1, "busy_timeout": 1234}
+
+
+async def test_sqlite_savepoints_roll_back_only_the_inner_work() -> None:
+    engine = create_engine(DatabaseSettings(_env_file=None, url="sqlite+aiosqlite:///:memory:"))
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text("CREATE TABLE t (v INTEGER)"))
+            async with connection.begin_nested() as inner:
+                await connection.execute(text("INSERT INTO t VALUES (1)"))
+                await inner.rollback()
+            await connection.execute(text("INSERT INTO t VALUES (2)"))
+            rows = (await connection.execute(text("SELECT v FROM t"))).scalars().all()
+            await connection.rollback()
+            # The DDL was part of the transaction too, so the table is gone.
+            tables = (
+                await connection.execute(text("SELECT name FROM sqlite_master WHERE name='t'"))
+            ).all()
+    finally:
+        await engine.dispose()
+
+    assert rows == [2]
+    assert tables == []
+
+
+def test_metadata_names_constraints_by_convention() -> None:
+    assert Base.metadata.naming_convention == NAMING_CONVENTION

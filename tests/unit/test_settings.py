@@ -1,0 +1,136 @@
+"""Settings: safe defaults in local, and a production start that refuses unsafe values."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from app.settings import (
+    DEFAULT_SQLITE_URL,
+    ApiSettings,
+    DatabaseSettings,
+    Environment,
+    RedisSettings,
+    Settings,
+    get_settings,
+)
+
+STRONG_SECRET = "s" * 32
+POSTGRES = "postgresql+psycopg://app@db.internal/app"
+
+
+def production(**overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "environment": "production",
+        "secret_key": STRONG_SECRET,
+        "trusted_hosts": ["api.example.com"],
+        "database": DatabaseSettings(_env_file=None, url=POSTGRES),
+    }
+    return Settings(_env_file=None, **(values | overrides))
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("ENVIRONMENT", "SECRET_KEY", "TRUSTED_HOSTS", "DATABASE_URL", "REDIS_URL"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_local_defaults_to_sqlite_and_a_random_secret_with_a_warning() -> None:
+    with pytest.warns(UserWarning, match="SECRET_KEY is not set"):
+        first = Settings(_env_file=None)
+    with pytest.warns(UserWarning, match="SECRET_KEY is not set"):
+        second = Settings(_env_file=None)
+
+    assert first.environment is Environment.LOCAL
+    assert first.database.url == DEFAULT_SQLITE_URL
+    assert first.database.is_sqlite
+    assert len(first.secret_key.get_secret_value()) >= 32
+    assert first.secret_key != second.secret_key
+
+
+def test_test_environment_gets_a_random_secret_silently() -> None:
+    settings = Settings(_env_file=None, environment="test")
+
+    assert not settings.secret_key_configured
+    assert len(settings.secret_key.get_secret_value()) >= 32
+
+
+def test_a_configured_secret_is_kept_and_never_printed() -> None:
+    settings = Settings(_env_file=None, environment="test", secret_key="my-very-secret-value")
+
+    assert settings.secret_key_configured
+    assert settings.secret_key.get_secret_value() == "my-very-secret-value"
+    assert "my-very-secret-value" not in repr(settings)
+
+
+def test_values_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ENVIRONMENT", "test")
+    monkeypatch.setenv("TRUSTED_HOSTS", "api.example.com, *.example.org,")
+    monkeypatch.setenv("DATABASE_URL", POSTGRES)
+    monkeypatch.setenv("REDIS_URL", "redis://cache:6379/0")
+    monkeypatch.setenv("REDIS_HEALTH_REQUIRED", "true")
+    monkeypatch.setenv("API_VERSIONS", "v1,v2")
+
+    settings = Settings(_env_file=None)
+
+    assert settings.trusted_hosts == ["api.example.com", "*.example.org"]
+    assert settings.database.url == POSTGRES
+    assert settings.redis.url == "redis://cache:6379/0"
+    assert settings.redis.health_required
+    assert settings.api.versions == ["v1", "v2"]
+
+
+def test_production_accepts_a_safe_configuration() -> None:
+    settings = production()
+
+    assert settings.environment is Environment.PRODUCTION
+
+
+@pytest.mark.parametrize(
+    ("overrides", "setting"),
+    [
+        ({"database": DatabaseSettings(_env_file=None, url=DEFAULT_SQLITE_URL)}, "DATABASE_URL"),
+        ({"secret_key": "short"}, "SECRET_KEY"),
+        ({"secret_key": "changeme"}, "SECRET_KEY"),
+        ({"secret_key": "é" * 15}, "SECRET_KEY"),  # 30 bytes, though only 15 characters
+        ({"trusted_hosts": []}, "TRUSTED_HOSTS"),
+        ({"trusted_hosts": ["*"]}, "TRUSTED_HOSTS"),
+    ],
+)
+def test_production_refuses_unsafe_settings_naming_the_culprit(
+    overrides: dict[str, Any], setting: str
+) -> None:
+    with pytest.raises(ValidationError, match=setting):
+        production(**overrides)
+
+
+def test_production_refuses_to_run_without_a_configured_secret() -> None:
+    values: dict[str, Any] = {
+        "environment": "production",
+        "trusted_hosts": ["api.example.com"],
+        "database": DatabaseSettings(_env_file=None, url=POSTGRES),
+    }
+
+    with pytest.raises(ValidationError, match="SECRET_KEY: must be set"):
+        Settings(_env_file=None, **values)
+
+
+def test_redis_health_requirement_needs_a_url() -> None:
+    with pytest.raises(ValidationError, match="REDIS_HEALTH_REQUIRED=true needs REDIS_URL"):
+        RedisSettings(_env_file=None, health_required=True)
+
+
+def test_default_api_version_must_be_supported() -> None:
+    with pytest.raises(ValidationError, match="API_DEFAULT_VERSION 'v2' is not in API_VERSIONS"):
+        ApiSettings(_env_file=None, versions=["v1"], default_version="v2")
+
+
+def test_get_settings_is_built_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ENVIRONMENT", "test")
+    get_settings.cache_clear()
+    try:
+        assert get_settings() is get_settings()
+    finally:
+        get_settings.cache_clear()
