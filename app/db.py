@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, cast
 
 from fastapi import Depends, Request
-from sqlalchemy import DateTime, MetaData, event, text
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Dialect,
+    Enum,
+    Integer,
+    MetaData,
+    event,
+    text,
+)
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -17,7 +27,9 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.types import TypeDecorator
 
+from app.errors import ProblemError
 from app.settings import DatabaseSettings
 
 # Deterministic constraint names keep migrations identical on SQLite and PostgreSQL and let
@@ -35,9 +47,57 @@ NAMING_CONVENTION = {
 MAX_ID = 2**63 - 1
 
 
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC timestamp on every backend.
+
+    PostgreSQL stores `timestamptz`; SQLite has no time zones and would hand back naive
+    values, so they are written as UTC and read back with UTC attached.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None or value.tzinfo is not None:
+            return value
+        return value.replace(tzinfo=UTC)
+
+
+def str_enum(enum: type[StrEnum], length: int = 32) -> Enum:
+    """A string column holding an enum's values, read back as enum members.
+
+    VARCHAR rather than a native PostgreSQL ENUM: adding a member needs no migration.
+    """
+    return Enum(
+        enum,
+        native_enum=False,
+        length=length,
+        values_callable=lambda members: [member.value for member in members],
+    )
+
+
+# BIGINT ids on PostgreSQL; SQLite only auto-increments a column declared exactly INTEGER.
+BigIntId = BigInteger().with_variant(Integer(), "sqlite")
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {datetime: DateTime(timezone=True)}  # noqa: RUF012 - SQLAlchemy API
+    type_annotation_map = {datetime: UTCDateTime()}  # noqa: RUF012 - SQLAlchemy API
+
+
+# Execution option: how a SQLite transaction begins ("IMMEDIATE" unless set to "DEFERRED").
+SQLITE_BEGIN_OPTION = "sqlite_begin"
 
 
 def database_url(raw: str) -> URL:
@@ -51,10 +111,15 @@ def database_url(raw: str) -> URL:
     return url.set(drivername=drivers.get(url.drivername, url.drivername))
 
 
-def create_engine(settings: DatabaseSettings) -> AsyncEngine:
+def create_engine(settings: DatabaseSettings, *, migrating: bool = False) -> AsyncEngine:
+    """The engine for `settings`.
+
+    `migrating` leaves SQLite's foreign keys off: batch migrations drop and recreate tables,
+    and a DROP with foreign keys on would cascade into the rows that reference it.
+    """
     url = database_url(settings.url)
     if url.get_backend_name() == "sqlite":
-        return _create_sqlite_engine(url, settings)
+        return _create_sqlite_engine(url, settings, foreign_keys=not migrating)
     return create_async_engine(
         url,
         echo=settings.echo,
@@ -65,7 +130,9 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
     )
 
 
-def _create_sqlite_engine(url: URL, settings: DatabaseSettings) -> AsyncEngine:
+def _create_sqlite_engine(
+    url: URL, settings: DatabaseSettings, *, foreign_keys: bool
+) -> AsyncEngine:
     if url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_async_engine(url, echo=settings.echo)
@@ -79,13 +146,17 @@ def _create_sqlite_engine(url: URL, settings: DatabaseSettings) -> AsyncEngine:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
     def _begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN")
+        # IMMEDIATE takes the write lock up front, so concurrent writers queue on the busy
+        # timeout; a deferred transaction that reads and then writes would instead fail with
+        # SQLITE_BUSY when another writer committed in between. Read-only work opts out.
+        mode = connection.get_execution_options().get(SQLITE_BEGIN_OPTION, "IMMEDIATE")
+        connection.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
 
@@ -103,7 +174,8 @@ class Database:
 
     async def ping(self) -> None:
         async with self.engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
+            read_only = await connection.execution_options(**{SQLITE_BEGIN_OPTION: "DEFERRED"})
+            await read_only.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
         await self.engine.dispose()
@@ -119,6 +191,9 @@ async def _session(request: Request) -> AsyncIterator[AsyncSession]:
     async with get_database(request).sessionmaker() as session:
         try:
             yield session
+        except ProblemError as exc:
+            await (session.commit() if exc.commit else session.rollback())
+            raise
         except BaseException:
             await session.rollback()
             raise

@@ -58,6 +58,11 @@ class ProblemError(Exception):
     detail: str = "The server could not complete the request."
     # The documented body; a subclass that adds extension members names its own model.
     schema: ClassVar[type[Problem]] = Problem
+    # Headers every instance sends (e.g. `WWW-Authenticate` on a 401).
+    default_headers: ClassVar[dict[str, str]] = {}
+    # True when the request's writes must be committed even though it fails (e.g. revoking
+    # a stolen token's session before answering 401). `DbSession` reads this.
+    commit: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -68,7 +73,7 @@ class ProblemError(Exception):
     ) -> None:
         if detail is not None:
             self.detail = detail
-        self.headers = dict(headers or {})
+        self.headers = {**self.default_headers, **(headers or {})}
         self.extensions = dict(extensions or {})
         super().__init__(self.detail)
 

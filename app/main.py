@@ -12,9 +12,11 @@ from starlette.middleware import Middleware
 from app import health
 from app.db import Database
 from app.domains import discover
+from app.domains.auth.passwords import PasswordHasher
 from app.errors import install_error_handlers, install_problem_openapi
 from app.middleware import (
     ApiVersionMiddleware,
+    NoStoreMiddleware,
     TrustedHostMiddleware,
     UnhandledErrorMiddleware,
     request_id_middleware,
@@ -23,12 +25,15 @@ from app.observability import configure_logging
 from app.settings import Settings, get_settings
 
 API_PREFIX = "/api/v1"
+# Responses that carry tokens or account data.
+NO_STORE_PREFIXES = (f"{API_PREFIX}/login", f"{API_PREFIX}/auth/", f"{API_PREFIX}/users")
 
 
 class State(TypedDict):
     """What the lifespan hands to every request as `request.state`."""
 
     database: Database
+    password_hasher: PasswordHasher
 
 
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
@@ -44,7 +49,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     async def lifespan(_app: FastAPI) -> AsyncIterator[State]:
         db = database or Database.from_settings(settings.database)
         try:
-            yield {"database": db}
+            yield {"database": db, "password_hasher": PasswordHasher(settings.auth)}
         finally:
             if database is None:
                 await db.dispose()
@@ -57,6 +62,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             versions=settings.api.versions,
             default=settings.api.default_version,
         ),
+        Middleware(NoStoreMiddleware, path_prefixes=NO_STORE_PREFIXES),
         Middleware(TrustedHostMiddleware, allowed_hosts=settings.trusted_hosts),
         Middleware(UnhandledErrorMiddleware),
     ]

@@ -1,4 +1,5 @@
-"""Pure ASGI middleware: request ids, API version headers, trusted hosts and the last-resort 500.
+"""Pure ASGI middleware: request ids, API version headers, no-store caching, trusted hosts and
+the last-resort 500.
 
 `main.py` lists them in order; each one is a small class that touches only what it must.
 """
@@ -71,6 +72,29 @@ class ApiVersionMiddleware:
         if requested in self.versions:
             return requested, False
         return self.default, True
+
+
+class NoStoreMiddleware:
+    """`Cache-Control: no-store` on every response under the given paths, errors included,
+    so tokens and account data never rest in a browser or proxy cache (RFC 9111 5.2.2.5)."""
+
+    def __init__(self, app: ASGIApp, *, path_prefixes: Iterable[str]) -> None:
+        self.app = app
+        self.path_prefixes = tuple(path_prefixes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(self.path_prefixes):
+            await self.app(scope, receive, send)
+            return
+
+        async def send_no_store(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers["Cache-Control"] = "no-store"
+                headers["Pragma"] = "no-cache"  # HTTP/1.0 caches
+            await send(message)
+
+        await self.app(scope, receive, send_no_store)
 
 
 class TrustedHostMiddleware:

@@ -6,7 +6,7 @@ import secrets
 import warnings
 from enum import StrEnum
 from functools import lru_cache
-from typing import Annotated, Any, cast
+from typing import Annotated, Any, Literal, cast
 
 from fastapi import Depends, Request
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -103,6 +103,31 @@ class ApiSettings(BaseSettings):
         return self
 
 
+class AuthSettings(BaseSettings):
+    """`AUTH_*`: token lifetimes, JWT claims and password hashing cost."""
+
+    model_config = _group("AUTH_")
+
+    access_token_minutes: int = Field(default=15, ge=1, le=60)
+    # A session (refresh-token family) ends after this long whatever happens...
+    refresh_absolute_days: int = Field(default=30, ge=1)
+    # ...and earlier if it goes unused for this long.
+    refresh_idle_days: int = Field(default=7, ge=1)
+    # A rotated token presented again within this window is answered 401 without ending the
+    # session: two tabs refreshing at once. Later, it is treated as theft (RFC 9700 4.14.2).
+    refresh_reuse_grace_seconds: int = Field(default=5, ge=0, le=60)
+    jwt_issuer: str = "fastapi-starter"
+    jwt_audience: str = "fastapi-starter-api"
+    jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
+    jwt_leeway_seconds: int = Field(default=10, ge=0, le=30)
+    # OWASP Password Storage Cheat Sheet minimum for argon2id: m=19 MiB, t=2, p=1.
+    argon2_time_cost: int = Field(default=2, ge=1)
+    argon2_memory_kib: int = Field(default=19 * 1024, ge=8)
+    argon2_parallelism: int = Field(default=1, ge=1)
+    # Hashes computed at once; each holds `argon2_memory_kib` and a thread.
+    password_hash_concurrency: int = Field(default=4, ge=1)
+
+
 class Settings(BaseSettings):
     """The service's configuration. Build it through `get_settings()`."""
 
@@ -119,6 +144,7 @@ class Settings(BaseSettings):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
 
     @field_validator("trusted_hosts", mode="before")
     @classmethod
@@ -142,6 +168,10 @@ class Settings(BaseSettings):
         return "secret_key" in self.model_fields_set
 
     def _refuse_insecure_production(self) -> None:
+        if self.auth.argon2_memory_kib < 19 * 1024 or self.auth.argon2_time_cost < 2:
+            raise InsecureSettingsError(
+                "AUTH_ARGON2_MEMORY_KIB", "argon2 cost is below the OWASP minimum (19 MiB, t=2)"
+            )
         if self.database.is_sqlite:
             raise InsecureSettingsError("DATABASE_URL", "production needs PostgreSQL, not SQLite")
         secret = self.secret_key.get_secret_value()

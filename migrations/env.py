@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import asyncio
 from logging.config import fileConfig
+from typing import Literal
 
 from alembic import context
+from alembic.autogenerate.api import AutogenContext
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from app.db import Base, create_engine
-from app.domains import discover
+from app.db import Base, UTCDateTime, create_engine
+from app.domains import load_models
 from app.settings import DatabaseSettings
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
-discover()  # imports each domain's models so their tables join Base.metadata
+load_models()
 target_metadata = Base.metadata
 
 
@@ -24,6 +27,14 @@ def _database_settings() -> DatabaseSettings:
     # The test suite passes its own URL; everything else uses DATABASE_URL.
     url = config.attributes.get("database_url")
     return DatabaseSettings(url=url) if url else DatabaseSettings()
+
+
+def _render_item(kind: str, obj: object, _context: AutogenContext) -> str | Literal[False]:
+    # Migrations are frozen history and must not import application code: write the
+    # UTC column type as the plain type it stores.
+    if kind == "type" and isinstance(obj, UTCDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False
 
 
 def _configure(connection: Connection | None = None, url: str | None = None) -> None:
@@ -36,6 +47,7 @@ def _configure(connection: Connection | None = None, url: str | None = None) -> 
         render_as_batch=True,
         compare_type=True,
         compare_server_default=True,
+        render_item=_render_item,
         literal_binds=url is not None,
     )
 
@@ -50,10 +62,15 @@ def _run_sync(connection: Connection) -> None:
     _configure(connection=connection)
     with context.begin_transaction():
         context.run_migrations()
+    if connection.dialect.name == "sqlite":
+        # Foreign keys were off while tables were rebuilt; prove nothing was left dangling.
+        dangling = connection.execute(text("PRAGMA foreign_key_check")).all()
+        if dangling:
+            raise RuntimeError(f"migration left rows with broken foreign keys: {dangling}")
 
 
 async def run_migrations_online() -> None:
-    engine = create_engine(_database_settings())
+    engine = create_engine(_database_settings(), migrating=True)
     try:
         async with engine.connect() as connection:
             await connection.run_sync(_run_sync)

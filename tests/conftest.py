@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -18,11 +19,14 @@ import pytest
 from alembic import command
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
+from sqlalchemy import delete
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from app.db import Database, create_engine
+from app.domains.users.models import User
 from app.main import create_app
+from app.outbox import OutboxEvent
 from app.settings import DatabaseSettings, Settings
 from tests.support import alembic_config, make_settings
 
@@ -122,9 +126,50 @@ def app(settings: Settings, database: Database) -> FastAPI:
     return create_app(settings, database=database)
 
 
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+@asynccontextmanager
+async def serve(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """A client for `app` in this process, with its lifespan running."""
     async with LifespanManager(app) as manager:
         transport = httpx.ASGITransport(app=manager.app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             yield client
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with serve(app) as client:
+        yield client
+
+
+@pytest.fixture
+async def committed_client(
+    settings: Settings, engine: AsyncEngine
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client whose requests really commit, for tests of concurrency between transactions.
+
+    Its data outlives the request, so the fixture deletes every account the test created
+    (their sessions and events go with them).
+    """
+    database = Database(engine)
+    async with serve(create_app(settings, database=database)) as client:
+        created: list[int] = []
+        client.event_hooks["response"].append(_track_created_users(created))
+        yield client
+    async with database.sessionmaker() as session:
+        await session.execute(delete(User).where(User.id.in_(created)))
+        await session.execute(
+            delete(OutboxEvent).where(
+                OutboxEvent.topic == "user.created",
+                OutboxEvent.payload["user_id"].as_integer().in_(created),
+            )
+        )
+        await session.commit()
+
+
+def _track_created_users(created: list[int]) -> Callable[[httpx.Response], Awaitable[None]]:
+    async def track(response: httpx.Response) -> None:
+        if response.request.url.path == "/api/v1/users" and response.status_code == 201:
+            await response.aread()
+            created.append(response.json()["id"])
+
+    return track

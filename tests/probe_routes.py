@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import text
 
 from app.db import MAX_ID, Database, DbSession
+from app.domains.auth.dependencies import OptionalUser
 from app.errors import ProblemError, problem_responses
 from app.main import create_app
 from app.settings import Settings
@@ -43,6 +44,11 @@ async def raise_http(status: int) -> None:
 @router.get("/crash")
 async def crash() -> None:
     raise RuntimeError("secret internals: password=hunter2")
+
+
+@router.get("/whoami")
+async def who_am_i(user: OptionalUser) -> dict[str, int | None]:
+    return {"user_id": user.id if user else None}
 
 
 @router.get("/items/{item_id}")

@@ -10,9 +10,10 @@ import httpx
 from alembic.config import Config
 
 from app.errors import PROBLEM_MEDIA_TYPE
-from app.settings import ApiSettings, DatabaseSettings, RedisSettings, Settings
+from app.settings import ApiSettings, AuthSettings, DatabaseSettings, RedisSettings, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
+CHEAP_HASHING = {"argon2_time_cost": 1, "argon2_memory_kib": 64}
 
 
 def make_settings(
@@ -21,15 +22,20 @@ def make_settings(
     database: dict[str, Any] | None = None,
     redis: dict[str, Any] | None = None,
     api: dict[str, Any] | None = None,
+    auth: dict[str, Any] | None = None,
     **overrides: Any,
 ) -> Settings:
-    """Settings for a test: only what the test says, never the developer's `.env`."""
+    """Settings for a test: only what the test says, never the developer's `.env`.
+
+    Password hashing is made cheap unless a test asks otherwise.
+    """
     return Settings(
         _env_file=None,
         environment=overrides.pop("environment", "test"),
         database=DatabaseSettings(_env_file=None, url=database_url, **(database or {})),
         redis=RedisSettings(_env_file=None, **(redis or {})),
         api=ApiSettings(_env_file=None, **(api or {})),
+        auth=AuthSettings(_env_file=None, **(CHEAP_HASHING | (auth or {}))),
         **overrides,
     )
 

@@ -28,6 +28,12 @@ class Domain:
     router: APIRouter | None
 
 
+def load_models() -> None:
+    """Import every module that defines tables, so `Base.metadata` is complete."""
+    importlib.import_module("app.outbox")
+    discover()
+
+
 def discover(package: str = __name__) -> list[Domain]:
     """Import every domain package under `package`, in name order."""
     root = importlib.import_module(package)

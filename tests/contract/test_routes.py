@@ -13,11 +13,21 @@ from app.db import Database
 from app.main import create_app
 from app.settings import Settings
 
-# Changing this table changes the public contract: update DESIGN.md section 4 with it.
+# Changing this table changes the public contract: update the README's API table with it.
 # (method, path, operation id); the operation id is the endpoint function's name.
 ROUTES = {
     ("GET", "/health", "health"),
     ("GET", "/ready", "ready"),
+    ("POST", "/api/v1/users", "create_user"),
+    ("GET", "/api/v1/users/me", "read_current_user"),
+    ("PATCH", "/api/v1/users/me", "update_current_user"),
+    ("DELETE", "/api/v1/users/me", "delete_current_user"),
+    ("POST", "/api/v1/login", "login"),
+    ("POST", "/api/v1/auth/refresh", "refresh_tokens"),
+    ("POST", "/api/v1/auth/logout", "logout"),
+    ("POST", "/api/v1/auth/logout-all", "logout_all"),
+    ("GET", "/api/v1/auth/sessions", "list_sessions"),
+    ("DELETE", "/api/v1/auth/sessions/{session_id}", "end_session"),
 }
 
 

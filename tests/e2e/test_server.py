@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from tests.factories import PASSWORD, bearer, unique_email
 from tests.support import ROOT, assert_problem
 
 
@@ -83,3 +84,35 @@ def test_unversioned_probe_is_flagged_as_defaulted(http: httpx.Client) -> None:
 
 def test_docs_are_served(http: httpx.Client) -> None:
     assert http.get("/docs").status_code == 200
+
+
+def test_malformed_json_body_is_a_400_problem(http: httpx.Client) -> None:
+    response = http.post(
+        "/api/v1/users", content=b'{"email": ', headers={"Content-Type": "application/json"}
+    )
+
+    assert_problem(response, 400, "malformed_json")
+
+
+def test_register_login_refresh_logout(http: httpx.Client) -> None:
+    email = unique_email()
+    created = http.post("/api/v1/users", json={"email": email, "password": PASSWORD})
+    assert created.status_code == 201
+
+    login = http.post("/api/v1/login", data={"username": email, "password": PASSWORD})
+    assert login.status_code == 200
+    assert login.headers["cache-control"] == "no-store"
+    tokens = login.json()
+    me = http.get("/api/v1/users/me", headers=bearer(tokens["access_token"]))
+    assert me.json()["email"] == email
+
+    rotated = http.post("/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+    assert rotated.status_code == 200
+    new_tokens = rotated.json()
+
+    logout = http.post("/api/v1/auth/logout", json={"refresh_token": new_tokens["refresh_token"]})
+    assert logout.status_code == 204
+    after = http.get("/api/v1/users/me", headers=bearer(new_tokens["access_token"]))
+    assert_problem(after, 401, "invalid_token")
+    again = http.post("/api/v1/auth/refresh", json={"refresh_token": new_tokens["refresh_token"]})
+    assert_problem(again, 401, "invalid_refresh_token")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 
-from app.db import NAMING_CONVENTION, Base, create_engine, database_url
+from app.db import NAMING_CONVENTION, Base, UTCDateTime, create_engine, database_url
 from app.settings import DatabaseSettings
 
 
@@ -78,3 +80,18 @@ async def test_sqlite_savepoints_roll_back_only_the_inner_work() -> None:
 
 def test_metadata_names_constraints_by_convention() -> None:
     assert Base.metadata.naming_convention == NAMING_CONVENTION
+
+
+def test_naive_timestamps_are_refused() -> None:
+    with pytest.raises(ValueError, match="naive datetime"):
+        UTCDateTime().process_bind_param(datetime(2030, 1, 1), sqlite_dialect.dialect())  # noqa: DTZ001
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [datetime(2030, 1, 1, 12), datetime(2030, 1, 1, 12, tzinfo=UTC)],  # noqa: DTZ001 - naive on purpose
+)
+def test_stored_timestamps_read_back_as_utc(stored: datetime) -> None:
+    value = UTCDateTime().process_result_value(stored, sqlite_dialect.dialect())
+
+    assert value == datetime(2030, 1, 1, 12, tzinfo=UTC)

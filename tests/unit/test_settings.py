@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from app.settings import (
     DEFAULT_SQLITE_URL,
     ApiSettings,
+    AuthSettings,
     DatabaseSettings,
     Environment,
     RedisSettings,
@@ -97,6 +98,10 @@ def test_production_accepts_a_safe_configuration() -> None:
         ({"secret_key": "é" * 15}, "SECRET_KEY"),  # 30 bytes, though only 15 characters
         ({"trusted_hosts": []}, "TRUSTED_HOSTS"),
         ({"trusted_hosts": ["*"]}, "TRUSTED_HOSTS"),
+        (
+            {"auth": AuthSettings(_env_file=None, argon2_memory_kib=1024)},
+            "AUTH_ARGON2_MEMORY_KIB",
+        ),
     ],
 )
 def test_production_refuses_unsafe_settings_naming_the_culprit(

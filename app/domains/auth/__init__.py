@@ -1,0 +1,1 @@
+"""Auth: credentials, access and refresh tokens, sessions, and the account endpoints."""

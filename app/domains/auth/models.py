@@ -1,0 +1,50 @@
+"""The `refresh_tokens` table: one row per refresh token, grouped into families (sessions)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import ForeignKey, String, Uuid
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base, BigIntId, str_enum, utcnow
+
+
+class RevokeReason(StrEnum):
+    ROTATED = "rotated"  # replaced by its child; presenting it again is reuse
+    LOGOUT = "logout"
+    LOGOUT_ALL = "logout_all"
+    PASSWORD_CHANGED = "password_changed"  # noqa: S105 - a reason, not a password
+    SESSION_ENDED = "session_ended"
+    REUSE_DETECTED = "reuse_detected"
+
+
+class RefreshToken(Base):
+    """A refresh token. Only its SHA-256 is stored; the token itself exists only client-side.
+
+    A login starts a family (`family_id`, which is the session id); each refresh revokes the
+    presented token as `rotated` and adds its child. At most one token per family is live.
+    """
+
+    __tablename__ = "refresh_tokens"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        BigIntId, ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    family_id: Mapped[uuid.UUID] = mapped_column(Uuid(), index=True)
+    parent_id: Mapped[int | None] = mapped_column(
+        BigIntId, ForeignKey("refresh_tokens.id", ondelete="SET NULL")
+    )
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_agent: Mapped[str | None] = mapped_column(String(512))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # When this token stops working: the idle deadline, capped by the family's.
+    expires_at: Mapped[datetime]
+    # When the whole family (session) ends, however often it is refreshed.
+    family_expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+    revoked_reason: Mapped[RevokeReason | None] = mapped_column(str_enum(RevokeReason))

@@ -1,0 +1,144 @@
+"""Account and session endpoints: /users, /login and /auth/*."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Header, status
+
+from app.db import DbSession
+from app.domains.auth import service
+from app.domains.auth.dependencies import CurrentIdentity, CurrentUser, Hasher
+from app.domains.auth.errors import (
+    InvalidCredentials,
+    InvalidCurrentPassword,
+    InvalidRefreshToken,
+    InvalidToken,
+    NotAuthenticated,
+    RefreshTokenReused,
+    RefreshTokenSuperseded,
+    SessionNotFound,
+)
+from app.domains.auth.schemas import (
+    LoginForm,
+    RefreshRequest,
+    SessionRead,
+    TokenPair,
+    UserCreate,
+    UserUpdate,
+)
+from app.domains.users import service as users_service
+from app.domains.users.errors import EmailTaken
+from app.domains.users.schemas import UserRead
+from app.errors import problem_responses
+from app.settings import AppSettings
+
+router = APIRouter()
+_authenticated = problem_responses(NotAuthenticated, InvalidToken)
+UserAgent = Annotated[str | None, Header(include_in_schema=False)]
+
+
+@router.post(
+    "/users",
+    status_code=status.HTTP_201_CREATED,
+    response_model=UserRead,
+    responses=problem_responses(EmailTaken),
+    tags=["users"],
+)
+async def create_user(body: UserCreate, session: DbSession, hasher: Hasher) -> UserRead:
+    user = await service.register(session, hasher, email=body.email, password=body.password)
+    return UserRead.model_validate(user)
+
+
+@router.get("/users/me", response_model=UserRead, responses=_authenticated, tags=["users"])
+async def read_current_user(user: CurrentUser) -> UserRead:
+    return UserRead.model_validate(user)
+
+
+@router.patch(
+    "/users/me",
+    response_model=UserRead,
+    responses=_authenticated | problem_responses(InvalidCurrentPassword, EmailTaken),
+    tags=["users"],
+)
+async def update_current_user(
+    body: UserUpdate, user: CurrentUser, session: DbSession, hasher: Hasher
+) -> UserRead:
+    return UserRead.model_validate(await service.update_account(session, hasher, user, body))
+
+
+@router.delete(
+    "/users/me", status_code=status.HTTP_204_NO_CONTENT, responses=_authenticated, tags=["users"]
+)
+async def delete_current_user(user: CurrentUser, session: DbSession) -> None:
+    await users_service.delete_user(session, user)
+
+
+@router.post(
+    "/login",
+    response_model=TokenPair,
+    responses=problem_responses(InvalidCredentials),
+    tags=["auth"],
+)
+async def login(
+    form: Annotated[LoginForm, Form()],
+    session: DbSession,
+    hasher: Hasher,
+    settings: AppSettings,
+    user_agent: UserAgent = None,
+) -> TokenPair:
+    return await service.login(
+        session,
+        hasher,
+        settings,
+        email=form.username,
+        password=form.password,
+        user_agent=user_agent,
+    )
+
+
+@router.post(
+    "/auth/refresh",
+    response_model=TokenPair,
+    responses=problem_responses(InvalidRefreshToken, RefreshTokenSuperseded, RefreshTokenReused),
+    tags=["auth"],
+)
+async def refresh_tokens(
+    body: RefreshRequest, session: DbSession, settings: AppSettings, user_agent: UserAgent = None
+) -> TokenPair:
+    return await service.refresh(
+        session, settings, refresh_token=body.refresh_token, user_agent=user_agent
+    )
+
+
+@router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT, tags=["auth"])
+async def logout(body: RefreshRequest, session: DbSession) -> None:
+    await service.logout(session, refresh_token=body.refresh_token)
+
+
+@router.post(
+    "/auth/logout-all",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=_authenticated,
+    tags=["auth"],
+)
+async def logout_all(user: CurrentUser, session: DbSession) -> None:
+    await service.logout_all(session, user)
+
+
+@router.get(
+    "/auth/sessions", response_model=list[SessionRead], responses=_authenticated, tags=["auth"]
+)
+async def list_sessions(identity: CurrentIdentity, session: DbSession) -> list[SessionRead]:
+    return await service.list_sessions(session, identity)
+
+
+@router.delete(
+    "/auth/sessions/{session_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=_authenticated | problem_responses(SessionNotFound),
+    tags=["auth"],
+)
+async def end_session(session_id: uuid.UUID, user: CurrentUser, session: DbSession) -> None:
+    await service.end_session(session, user, session_id)

@@ -1,0 +1,1 @@
+"""Users: the account record and its data rules. Credentials and sessions live in `auth`."""

@@ -1,0 +1,62 @@
+"""Every route needs a signed-in caller unless it is on the public allowlist."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import get_args
+
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+
+from app import health
+from app.domains import discover
+from app.domains.auth.dependencies import CurrentIdentity
+from app.main import API_PREFIX
+
+# Reviewed on purpose: adding a route here makes it reachable without signing in.
+PUBLIC = {
+    ("GET", "/health"),
+    ("GET", "/ready"),
+    ("POST", f"{API_PREFIX}/users"),
+    ("POST", f"{API_PREFIX}/login"),
+    ("POST", f"{API_PREFIX}/auth/refresh"),
+    ("POST", f"{API_PREFIX}/auth/logout"),
+}
+
+_REQUIRES_SIGN_IN = get_args(CurrentIdentity)[1].dependency
+
+
+def _calls(dependant: Dependant) -> Iterator[object]:
+    for dependency in dependant.dependencies:
+        yield dependency.call
+        yield from _calls(dependency)
+
+
+def _routes() -> Iterator[tuple[str, str, APIRoute]]:
+    routers = [(API_PREFIX, d.router) for d in discover() if d.router is not None]
+    for prefix, router in [("", health.router), *routers]:
+        for route in router.routes:
+            assert isinstance(route, APIRoute)
+            for method in route.methods or ():
+                yield method, prefix + route.path, route
+
+
+def test_only_allowlisted_routes_are_public() -> None:
+    public = {
+        (method, path)
+        for method, path, route in _routes()
+        if _REQUIRES_SIGN_IN not in set(_calls(route.dependant))
+    }
+
+    assert public == PUBLIC
+
+
+def test_the_walk_sees_protected_routes_too() -> None:
+    protected = {
+        (method, path)
+        for method, path, route in _routes()
+        if _REQUIRES_SIGN_IN in set(_calls(route.dependant))
+    }
+
+    assert ("GET", f"{API_PREFIX}/users/me") in protected
+    assert ("DELETE", f"{API_PREFIX}/auth/sessions/{{session_id}}") in protected
