@@ -1,1 +1,1 @@
-"""FastAPI service template: accounts, sessions, rate limiting, outbox and observability."""
+"""The FastAPI service: application factory, cross-cutting modules and domain packages."""

@@ -127,6 +127,7 @@ def create_engine(settings: DatabaseSettings, *, migrating: bool = False) -> Asy
         pool_size=settings.pool_size,
         max_overflow=settings.max_overflow,
         pool_timeout=settings.pool_timeout_seconds,
+        connect_args={"connect_timeout": settings.connect_timeout_seconds},
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from http import HTTPStatus
@@ -14,6 +15,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from pydantic.json_schema import models_json_schema
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_TYPE_PREFIX = "urn:problem-type:"
@@ -85,13 +87,53 @@ class BadRequest(ProblemError):
     detail = "The request could not be understood."
 
 
+# RFC 9110 section 15 names, frozen here: `error_code` must never change, and Python's
+# `HTTPStatus` phrases do change between versions (413, 422 in 3.13).
+_STATUS_NAMES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    402: "Payment Required",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    406: "Not Acceptable",
+    407: "Proxy Authentication Required",
+    408: "Request Timeout",
+    409: "Conflict",
+    410: "Gone",
+    411: "Length Required",
+    412: "Precondition Failed",
+    413: "Content Too Large",
+    414: "URI Too Long",
+    415: "Unsupported Media Type",
+    416: "Range Not Satisfiable",
+    417: "Expectation Failed",
+    421: "Misdirected Request",
+    422: "Unprocessable Content",
+    425: "Too Early",
+    426: "Upgrade Required",
+    428: "Precondition Required",
+    429: "Too Many Requests",
+    431: "Request Header Fields Too Large",
+    451: "Unavailable For Legal Reasons",
+    500: "Internal Server Error",
+    501: "Not Implemented",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+    505: "HTTP Version Not Supported",
+}
+
+
+def status_title(status: int) -> str:
+    return _STATUS_NAMES.get(status, "Error")
+
+
 def error_code_for(status: int) -> str:
     """A stable snake_case code for a bare HTTP status: 404 -> `not_found`."""
-    try:
-        phrase = HTTPStatus(status).phrase
-    except ValueError:
+    if status not in _STATUS_NAMES:
         return "http_error"
-    return "".join(c if c.isalnum() else "_" for c in phrase.lower()).strip("_")
+    return _STATUS_NAMES[status].lower().replace(" ", "_").replace("-", "_")
 
 
 def problem_response(
@@ -105,22 +147,15 @@ def problem_response(
     extra: Mapping[str, Any] | None = None,
 ) -> ProblemJSONResponse:
     body = {
+        **(extra or {}),  # first, so an extension can never replace a standard member
         "type": f"{PROBLEM_TYPE_PREFIX}{code}",
         "title": title,
         "status": status,
         "detail": detail,
         "instance": request_path,
         "error_code": code,
-        **(extra or {}),
     }
     return ProblemJSONResponse(body, status_code=status, headers=dict(headers or {}))
-
-
-def _phrase(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Error"
 
 
 async def _handle_problem(request: Request, exc: ProblemError) -> ProblemJSONResponse:
@@ -136,15 +171,32 @@ async def _handle_problem(request: Request, exc: ProblemError) -> ProblemJSONRes
 
 
 async def _handle_http(request: Request, exc: StarletteHTTPException) -> ProblemJSONResponse:
-    title = _phrase(exc.status_code)
+    title = status_title(exc.status_code)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405 and (allowed := _allowed_methods(request.app, request.url.path)):
+        # The router names only the methods of the first route that matched the path;
+        # RFC 9110 10.2.1 wants every method the resource supports.
+        headers["Allow"] = ", ".join(allowed)
     return problem_response(
         request.url.path,
         status=exc.status_code,
         code=error_code_for(exc.status_code),
         title=title,
         detail=exc.detail if isinstance(exc.detail, str) else title,
-        headers=exc.headers,
+        headers=headers,
     )
+
+
+def _allowed_methods(app: FastAPI, path: str) -> list[str]:
+    """Methods of every documented operation whose path template matches `path`."""
+    index: list[tuple[re.Pattern[str], set[str]]] | None = getattr(app.state, "method_index", None)
+    if index is None:
+        index = [
+            (compile_path(template)[0], {method.upper() for method in operations})
+            for template, operations in app.openapi()["paths"].items()
+        ]
+        app.state.method_index = index
+    return sorted(set().union(*(methods for regex, methods in index if regex.match(path))))
 
 
 def _issues(errors: Sequence[Any]) -> list[dict[str, Any]]:
@@ -167,7 +219,7 @@ async def _handle_validation(request: Request, exc: RequestValidationError) -> P
         request.url.path,
         status=status,
         code=code,
-        title=_phrase(status),
+        title=status_title(status),
         detail=detail,
         extra={"errors": errors},
     )
@@ -195,7 +247,15 @@ def _register(
     app.add_exception_handler(exc_class, handler)  # type: ignore[arg-type]
 
 
+async def _handle_unexpected(request: Request, exc: Exception) -> ProblemJSONResponse:
+    # Reached only for failures outside `UnhandledErrorMiddleware`, in the middleware that
+    # wraps it; Starlette's outermost layer calls this, then re-raises to the server.
+    logger.error("Unhandled error in middleware on %s", request.url.path, exc_info=exc)
+    return unhandled_error_response(request.url.path)
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    _register(app, Exception, _handle_unexpected)
     _register(app, ProblemError, _handle_problem)
     _register(app, StarletteHTTPException, _handle_http)
     _register(app, RequestValidationError, _handle_validation)
@@ -244,10 +304,25 @@ def _problem_openapi(schema: dict[str, Any]) -> dict[str, Any]:
     components.update(definitions["$defs"])
     for path_item in schema.get("paths", {}).values():
         for operation in path_item.values():
+            if "application/json" in operation.get("requestBody", {}).get("content", {}):
+                _document_body_errors(operation.setdefault("responses", {}))
             for status, response in operation.get("responses", {}).items():
                 if status.isdigit() and int(status) >= 400 and "content" in response:
                     response["content"] = {PROBLEM_MEDIA_TYPE: _problem_schema(status, response)}
     return schema
+
+
+def _document_body_errors(responses: dict[str, Any]) -> None:
+    """Every JSON body can be malformed (400) or sent as another media type (415)."""
+    reference = {"$ref": "#/components/schemas/ValidationProblem"}
+    for status, description in (
+        ("400", "`malformed_json`: The request body is not valid JSON."),
+        ("415", "`unsupported_media_type`: The request body must be sent as application/json."),
+    ):
+        responses.setdefault(
+            status,
+            {"description": description, "content": {"application/json": {"schema": reference}}},
+        )
 
 
 def _problem_schema(status: str, response: dict[str, Any]) -> dict[str, Any]:

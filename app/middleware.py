@@ -28,6 +28,12 @@ PROBE_PATHS = frozenset({"/health", "/ready"})
 # control characters that could forge log lines) is replaced by a fresh one.
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _VERSIONED_PATH = re.compile(r"^/api/(v\d+)(?:/|$)")
+# RFC 9110 7.2 Host: a DNS name, an IPv4 address or a bracketed IPv6 literal, then an
+# optional numeric port. Nothing else is compared against the allowlist.
+_HOST_HEADER = re.compile(
+    r"(?P<host>(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+    r"|\[[0-9a-f:.]+\])(?::\d{1,5})?"
+)
 
 
 def is_valid_request_id(value: str) -> bool:
@@ -41,7 +47,11 @@ def request_id_middleware(app: ASGIApp) -> CorrelationIdMiddleware:
 
 
 class ApiVersionMiddleware:
-    """Tells every response which API version answered it (DESIGN.md section 4)."""
+    """Tells every response which API version answered it.
+
+    The version comes from the path (`/api/v1/...`), else from a supported `X-API-Version`
+    request header; otherwise the default answers and `X-API-Version-Defaulted` says so.
+    """
 
     def __init__(self, app: ASGIApp, *, versions: Iterable[str], default: str) -> None:
         self.app = app
@@ -65,7 +75,7 @@ class ApiVersionMiddleware:
         await self.app(scope, receive, send_with_version)
 
     def _resolve(self, scope: Scope) -> tuple[str, bool]:
-        match = _VERSIONED_PATH.match(scope["path"])
+        match = _VERSIONED_PATH.match(route_path(scope))
         if match and match.group(1) in self.versions:
             return match.group(1), False
         requested = Headers(scope=scope).get(API_VERSION_HEADER)
@@ -115,7 +125,7 @@ class TrustedHostMiddleware:
         if (
             scope["type"] != "http"
             or self.allow_any
-            or scope["path"] in PROBE_PATHS
+            or route_path(scope) in PROBE_PATHS
             or self._is_allowed(Headers(scope=scope).get("host", ""))
         ):
             await self.app(scope, receive, send)
@@ -130,14 +140,18 @@ class TrustedHostMiddleware:
         await response(scope, receive, send)
 
     def _is_allowed(self, host_header: str) -> bool:
-        host = _strip_port(host_header.lower())
+        match = _HOST_HEADER.fullmatch(host_header.lower())
+        if match is None:  # userinfo, paths, spaces or a non-numeric port: not a host
+            return False
+        host = match.group("host")
         return host in self.exact or host.endswith(self.suffixes)
 
 
-def _strip_port(host: str) -> str:
-    if host.startswith("["):  # IPv6 literal: [::1]:8000
-        return host.split("]", 1)[0] + "]"
-    return host.rsplit(":", 1)[0]
+def route_path(scope: Scope) -> str:
+    """The path the application routes on, without the prefix it is mounted under."""
+    path: str = scope["path"]
+    root_path: str = scope.get("root_path", "")
+    return path[len(root_path) :] if root_path and path.startswith(root_path) else path
 
 
 class UnhandledErrorMiddleware:

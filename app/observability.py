@@ -28,6 +28,6 @@ def configure_logging(settings: Settings) -> None:
                     "formatter": "default",
                 }
             },
-            "root": {"handlers": ["console"], "level": settings.log_level.upper()},
+            "root": {"handlers": ["console"], "level": settings.log_level},
         }
     )

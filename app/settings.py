@@ -57,6 +57,8 @@ class DatabaseSettings(BaseSettings):
     pool_size: int = Field(default=10, ge=1)
     max_overflow: int = Field(default=10, ge=0)
     pool_timeout_seconds: float = Field(default=5.0, gt=0)
+    # PostgreSQL only: give up on an unreachable server instead of hanging (libpq minimum 2).
+    connect_timeout_seconds: int = Field(default=5, ge=2)
     sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)
     echo: bool = False
 
@@ -72,7 +74,6 @@ class RedisSettings(BaseSettings):
 
     url: str | None = None
     health_required: bool = False
-    timeout_seconds: float = Field(default=0.5, gt=0)
 
     @model_validator(mode="after")
     def _required_needs_url(self) -> RedisSettings:
@@ -138,8 +139,9 @@ class Settings(BaseSettings):
     # A fresh random key unless one is configured; production refuses to start on it.
     secret_key: SecretStr = Field(default_factory=lambda: SecretStr(secrets.token_urlsafe(48)))
     trusted_hosts: CsvList = Field(default_factory=list)
-    log_level: str = "INFO"
-    ready_timeout_seconds: float = Field(default=2.0, gt=0)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    # Below Kubernetes' default 1 s probe timeout, so the probe sees our 503, not its own.
+    ready_timeout_seconds: float = Field(default=0.8, gt=0)
 
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
@@ -150,6 +152,11 @@ class Settings(BaseSettings):
     @classmethod
     def _parse_hosts(cls, value: Any) -> Any:
         return _split_csv(value)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_log_level(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _check_environment(self) -> Settings:

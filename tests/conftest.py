@@ -61,11 +61,10 @@ def create_postgres_database(server_url: str) -> str:
     return make_url(server_url).set(database=name).render_as_string(hide_password=False)
 
 
-def drop_postgres_database(url: str) -> None:
-    parsed = make_url(url)
-    server = parsed.set(database="postgres").render_as_string(hide_password=False)
-    with psycopg.connect(_admin_dsn(server), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)')
+def drop_postgres_database(url: str, server_url: str) -> None:
+    """Drop a database made by `create_postgres_database`, connected as `server_url` was."""
+    with psycopg.connect(_admin_dsn(server_url), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")
@@ -80,7 +79,7 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
     finally:
         if TEST_DATABASE_URL:
-            drop_postgres_database(url)
+            drop_postgres_database(url, TEST_DATABASE_URL)
 
 
 @pytest.fixture(scope="session")

@@ -106,6 +106,16 @@ def test_validation_errors_are_documented_with_their_errors_list(app: FastAPI) -
     }
 
 
+def test_json_bodies_document_malformed_and_wrong_media_type(app: FastAPI) -> None:
+    responses = app.openapi()["paths"]["/api/v1/users"]["post"]["responses"]
+
+    for status in ("400", "415", "422"):
+        assert responses[status]["content"]["application/problem+json"]["schema"] == {
+            "$ref": "#/components/schemas/ValidationProblem"
+        }
+    assert "409" in responses  # the route's own problems stay documented
+
+
 def test_openapi_is_generated_once(app: FastAPI) -> None:
     assert app.openapi() is app.openapi()
 

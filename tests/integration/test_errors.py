@@ -6,8 +6,11 @@ import logging
 
 import httpx
 import pytest
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.db import MAX_ID
+from tests.conftest import serve
 from tests.support import assert_problem
 
 
@@ -42,11 +45,50 @@ async def test_wrong_method_is_a_405_problem_with_allow(client: httpx.AsyncClien
     assert response.headers["allow"] == "GET"
 
 
+async def test_allow_lists_every_method_of_the_resource(client: httpx.AsyncClient) -> None:
+    # GET, PATCH and DELETE /users/me are three routes; the router alone would name one.
+    response = await client.post("/api/v1/users/me")
+    again = await client.put("/api/v1/users/me")
+
+    assert_problem(response, 405, "method_not_allowed")
+    assert response.headers["allow"] == again.headers["allow"] == "DELETE, GET, PATCH"
+
+
+async def test_allow_for_undocumented_routes_comes_from_the_router(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.post("/docs")
+
+    assert_problem(response, 405, "method_not_allowed")
+    assert "GET" in response.headers["allow"]
+
+
+async def test_a_failure_outside_the_error_boundary_is_still_a_problem(
+    app: FastAPI, caplog: pytest.LogCaptureFixture
+) -> None:
+    def breaks_on_the_way_in(inner: ASGIApp) -> ASGIApp:
+        async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] == "http":
+                raise RuntimeError("broken middleware")
+            await inner(scope, receive, send)
+
+        return middleware
+
+    app.add_middleware(breaks_on_the_way_in)  # outermost: outside UnhandledErrorMiddleware
+    async with serve(app) as client:
+        response = await client.get("/health")
+
+    assert_problem(response, 500, "internal_error")
+    assert "broken middleware" not in response.text
+    assert any(r.exc_info and r.exc_info[0] is RuntimeError for r in caplog.records)
+
+
 @pytest.mark.parametrize(
     ("status", "error_code", "title"),
     [
         (409, "conflict", "Conflict"),
-        (418, "i_m_a_teapot", "I'm a Teapot"),
+        (413, "content_too_large", "Content Too Large"),
+        (418, "http_error", "Error"),
         (599, "http_error", "Error"),
     ],
 )
@@ -83,6 +125,7 @@ async def test_invalid_query_or_path_is_a_422_with_an_errors_list(
     response = await client.get("/api/v1/probe/items/abc")
 
     body = assert_problem(response, 422, "validation_failed")
+    assert body["title"] == "Unprocessable Content"
     assert body["errors"] == [
         {
             "loc": ["path", "item_id"],

@@ -101,7 +101,20 @@ async def test_trusted_hosts_are_served(host_client: httpx.AsyncClient, host: st
 
 
 @pytest.mark.parametrize(
-    "host", ["evil.com", "example.org", "api.example.com.evil.com", "[::1]:8000", ""]
+    "host",
+    [
+        "evil.com",
+        "example.org",
+        "api.example.com.evil.com",
+        "[::1]:8000",
+        "",
+        "api.example.com:80@evil.com",
+        "api.example.com:abc",
+        "evil.com/.example.org",
+        "evil.com?.example.org",
+        "evil.com#.example.org",
+        "api.example.com ",
+    ],
 )
 async def test_other_hosts_are_refused(host_client: httpx.AsyncClient, host: str) -> None:
     response = await host_client.get("/docs", headers={"Host": host})
@@ -115,3 +128,19 @@ async def test_probes_answer_whatever_the_host(host_client: httpx.AsyncClient, p
     response = await host_client.get(path, headers={"Host": "10.1.2.3:8000"})
 
     assert response.status_code == 200
+
+
+async def test_probes_behind_a_path_prefix_still_answer_any_host(
+    settings: Settings, database: Database
+) -> None:
+    guarded = settings.model_copy(update={"trusted_hosts": ["api.example.com"]})
+    app = create_app(guarded, database=database)
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app, root_path="/svc")
+        async with httpx.AsyncClient(transport=transport, base_url="http://10.0.0.7") as client:
+            probe = await client.get("/svc/health")
+            api = await client.get("/svc/api/v1/users/me", headers={"Host": "api.example.com"})
+
+    assert probe.status_code == 200
+    assert api.headers["x-api-version"] == "v1"
+    assert "x-api-version-defaulted" not in api.headers

@@ -40,7 +40,7 @@ def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[s
     try:
         yield url
     finally:
-        drop_postgres_database(url)
+        drop_postgres_database(url, TEST_DATABASE_URL)
 
 
 async def _inspect(url: str, fn: Any) -> Any:

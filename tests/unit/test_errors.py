@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from app.errors import BadRequest, Problem, ProblemError, error_code_for, problem_responses
+from app.errors import (
+    BadRequest,
+    Problem,
+    ProblemError,
+    error_code_for,
+    problem_responses,
+    status_title,
+)
 
 
 @pytest.mark.parametrize(
@@ -13,6 +20,13 @@ from app.errors import BadRequest, Problem, ProblemError, error_code_for, proble
 )
 def test_error_code_for_a_bare_status(status: int, code: str) -> None:
     assert error_code_for(status) == code
+
+
+def test_codes_do_not_follow_python_s_changing_phrases() -> None:
+    # Python 3.13 renamed these phrases; the codes clients match on must not move with it.
+    assert error_code_for(413) == "content_too_large"
+    assert error_code_for(422) == "unprocessable_content"
+    assert status_title(422) == "Unprocessable Content"
 
 
 def test_every_standard_status_has_a_snake_case_code() -> None:

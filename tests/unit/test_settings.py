@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +21,8 @@ from app.settings import (
 )
 
 STRONG_SECRET = "s" * 32
+GROUP_PREFIXES = ("DATABASE_", "REDIS_", "API_", "AUTH_")
+TOP_LEVEL = {name.upper() for name in Settings.model_fields}
 POSTGRES = "postgresql+psycopg://app@db.internal/app"
 
 
@@ -33,9 +37,12 @@ def production(**overrides: Any) -> Settings:
 
 
 @pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("ENVIRONMENT", "SECRET_KEY", "TRUSTED_HOSTS", "DATABASE_URL", "REDIS_URL"):
-        monkeypatch.delenv(name, raising=False)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No variable or `.env` of the machine running the tests leaks into these settings."""
+    monkeypatch.chdir(tmp_path)
+    for name in list(os.environ):
+        if name.startswith(GROUP_PREFIXES) or name in TOP_LEVEL:
+            monkeypatch.delenv(name)
 
 
 def test_local_defaults_to_sqlite_and_a_random_secret_with_a_warning() -> None:
@@ -139,3 +146,9 @@ def test_get_settings_is_built_once(monkeypatch: pytest.MonkeyPatch) -> None:
         assert get_settings() is get_settings()
     finally:
         get_settings.cache_clear()
+
+
+def test_log_level_is_case_insensitive_and_checked() -> None:
+    assert Settings(_env_file=None, environment="test", log_level="debug").log_level == "DEBUG"
+    with pytest.raises(ValidationError, match="log_level"):
+        Settings(_env_file=None, environment="test", log_level="chatty")
