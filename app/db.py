@@ -123,6 +123,7 @@ def create_engine(settings: DatabaseSettings, *, migrating: bool = False) -> Asy
     return create_async_engine(
         url,
         echo=settings.echo,
+        hide_parameters=True,  # errors and logs never show bound values (hashes, emails)
         pool_pre_ping=True,  # a restarted database is noticed on checkout, not by a request
         pool_size=settings.pool_size,
         max_overflow=settings.max_overflow,
@@ -136,7 +137,7 @@ def _create_sqlite_engine(
 ) -> AsyncEngine:
     if url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url, echo=settings.echo)
+    engine = create_async_engine(url, echo=settings.echo, hide_parameters=True)
     busy_timeout_ms = settings.sqlite_busy_timeout_ms
 
     @event.listens_for(engine.sync_engine, "connect")
@@ -145,6 +146,9 @@ def _create_sqlite_engine(
         # which breaks savepoints and transactional migrations: turn that off and let
         # SQLAlchemy emit BEGIN itself (SQLAlchemy docs, "Serializable isolation / Savepoints").
         dbapi_connection.isolation_level = None
+        # SQLite's own lower() folds ASCII only; Python's folds all of Unicode, so
+        # case-insensitive search (ILIKE, rendered as lower() LIKE lower()) matches PostgreSQL.
+        dbapi_connection.create_function("lower", 1, _unicode_lower, deterministic=True)
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
@@ -160,6 +164,10 @@ def _create_sqlite_engine(
         connection.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
+
+
+def _unicode_lower(value: object) -> object:
+    return value.lower() if isinstance(value, str) else value
 
 
 class Database:

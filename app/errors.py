@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from pydantic.json_schema import models_json_schema
+from sqlalchemy import exc as sqlalchemy_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 
@@ -125,6 +126,30 @@ _STATUS_NAMES = {
 }
 
 
+def route_path(scope: Mapping[str, Any]) -> str:
+    """The path the application routes on, without the prefix it is mounted under."""
+    path: str = scope["path"]
+    root_path: str = scope.get("root_path", "")
+    return path[len(root_path) :] if root_path and path.startswith(root_path) else path
+
+
+class DatabaseUnavailable(ProblemError):
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+    code = "database_unavailable"
+    title = "Service Unavailable"
+    detail = "The database is not answering. Try again shortly."
+    default_headers: ClassVar[dict[str, str]] = {"Retry-After": "5"}
+
+
+# Failures of the database's availability, not of the request: unreachable or restarted
+# server, no free connection in the pool, SQLite's lock held past its busy timeout.
+DATABASE_DOWN = (
+    sqlalchemy_exc.OperationalError,
+    sqlalchemy_exc.InterfaceError,
+    sqlalchemy_exc.TimeoutError,
+)
+
+
 def status_title(status: int) -> str:
     return _STATUS_NAMES.get(status, "Error")
 
@@ -173,7 +198,9 @@ async def _handle_problem(request: Request, exc: ProblemError) -> ProblemJSONRes
 async def _handle_http(request: Request, exc: StarletteHTTPException) -> ProblemJSONResponse:
     title = status_title(exc.status_code)
     headers = dict(exc.headers or {})
-    if exc.status_code == 405 and (allowed := _allowed_methods(request.app, request.url.path)):
+    if exc.status_code == 405 and (
+        allowed := _allowed_methods(request.app, route_path(request.scope))
+    ):
         # The router names only the methods of the first route that matched the path;
         # RFC 9110 10.2.1 wants every method the resource supports.
         headers["Allow"] = ", ".join(allowed)
@@ -254,8 +281,15 @@ async def _handle_unexpected(request: Request, exc: Exception) -> ProblemJSONRes
     return unhandled_error_response(request.url.path)
 
 
+async def _handle_database_down(request: Request, exc: Exception) -> ProblemJSONResponse:
+    logger.warning("Database unavailable on %s: %s", request.url.path, type(exc).__name__)
+    return await _handle_problem(request, DatabaseUnavailable())
+
+
 def install_error_handlers(app: FastAPI) -> None:
     _register(app, Exception, _handle_unexpected)
+    for exc_class in DATABASE_DOWN:
+        _register(app, exc_class, _handle_database_down)
     _register(app, ProblemError, _handle_problem)
     _register(app, StarletteHTTPException, _handle_http)
     _register(app, RequestValidationError, _handle_validation)

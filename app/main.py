@@ -12,7 +12,6 @@ from starlette.middleware import Middleware
 from app import health
 from app.db import Database
 from app.domains import discover
-from app.domains.auth.passwords import PasswordHasher
 from app.errors import install_error_handlers, install_problem_openapi
 from app.middleware import (
     ApiVersionMiddleware,
@@ -33,7 +32,6 @@ class State(TypedDict):
     """What the lifespan hands to every request as `request.state`."""
 
     database: Database
-    password_hasher: PasswordHasher
 
 
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
@@ -49,7 +47,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     async def lifespan(_app: FastAPI) -> AsyncIterator[State]:
         db = database or Database.from_settings(settings.database)
         try:
-            yield {"database": db, "password_hasher": PasswordHasher(settings.auth)}
+            yield {"database": db}
         finally:
             if database is None:
                 await db.dispose()

@@ -14,7 +14,7 @@ from asgi_correlation_id import CorrelationIdMiddleware
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.errors import problem_response, unhandled_error_response
+from app.errors import problem_response, route_path, unhandled_error_response
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ class NoStoreMiddleware:
         self.path_prefixes = tuple(path_prefixes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(self.path_prefixes):
+        if scope["type"] != "http" or not route_path(scope).startswith(self.path_prefixes):
             await self.app(scope, receive, send)
             return
 
@@ -145,13 +145,6 @@ class TrustedHostMiddleware:
             return False
         host = match.group("host")
         return host in self.exact or host.endswith(self.suffixes)
-
-
-def route_path(scope: Scope) -> str:
-    """The path the application routes on, without the prefix it is mounted under."""
-    path: str = scope["path"]
-    root_path: str = scope.get("root_path", "")
-    return path[len(root_path) :] if root_path and path.startswith(root_path) else path
 
 
 class UnhandledErrorMiddleware:

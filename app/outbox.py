@@ -1,5 +1,5 @@
 """Transactional outbox: side effects are recorded as events in the same transaction as the
-domain change that causes them, and handed to the worker after commit."""
+domain change that causes them, so an event exists exactly when its change committed."""
 
 from __future__ import annotations
 

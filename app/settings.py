@@ -15,6 +15,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 DEFAULT_SQLITE_URL = "sqlite+aiosqlite:///var/app.db"
 MIN_SECRET_BYTES = 32
 # Values copied from tutorials and `.env.example` files; never acceptable in production.
+OWASP_ARGON2_MEMORY_KIB = 19 * 1024
+OWASP_ARGON2_TIME_COST = 2
 KNOWN_DEFAULT_SECRETS = frozenset({"changeme", "change-me", "secret", "secret-key", "dev", "test"})
 
 
@@ -68,7 +70,7 @@ class DatabaseSettings(BaseSettings):
 
 
 class RedisSettings(BaseSettings):
-    """`REDIS_*`: optional; without a URL the service runs on in-process backends."""
+    """`REDIS_*`: optional. Readiness can require it."""
 
     model_config = _group("REDIS_")
 
@@ -122,8 +124,8 @@ class AuthSettings(BaseSettings):
     jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
     jwt_leeway_seconds: int = Field(default=10, ge=0, le=30)
     # OWASP Password Storage Cheat Sheet minimum for argon2id: m=19 MiB, t=2, p=1.
-    argon2_time_cost: int = Field(default=2, ge=1)
-    argon2_memory_kib: int = Field(default=19 * 1024, ge=8)
+    argon2_time_cost: int = Field(default=OWASP_ARGON2_TIME_COST, ge=1)
+    argon2_memory_kib: int = Field(default=OWASP_ARGON2_MEMORY_KIB, ge=8)
     argon2_parallelism: int = Field(default=1, ge=1)
     # Hashes computed at once; each holds `argon2_memory_kib` and a thread.
     password_hash_concurrency: int = Field(default=4, ge=1)
@@ -175,10 +177,13 @@ class Settings(BaseSettings):
         return "secret_key" in self.model_fields_set
 
     def _refuse_insecure_production(self) -> None:
-        if self.auth.argon2_memory_kib < 19 * 1024 or self.auth.argon2_time_cost < 2:
+        # OWASP Password Storage Cheat Sheet: argon2id with at least 19 MiB and 2 passes.
+        if self.auth.argon2_memory_kib < OWASP_ARGON2_MEMORY_KIB:
             raise InsecureSettingsError(
-                "AUTH_ARGON2_MEMORY_KIB", "argon2 cost is below the OWASP minimum (19 MiB, t=2)"
+                "AUTH_ARGON2_MEMORY_KIB", "below the OWASP minimum of 19 MiB"
             )
+        if self.auth.argon2_time_cost < OWASP_ARGON2_TIME_COST:
+            raise InsecureSettingsError("AUTH_ARGON2_TIME_COST", "below the OWASP minimum of 2")
         if self.database.is_sqlite:
             raise InsecureSettingsError("DATABASE_URL", "production needs PostgreSQL, not SQLite")
         secret = self.secret_key.get_secret_value()

@@ -48,6 +48,9 @@ def _configure(connection: Connection | None = None, url: str | None = None) -> 
         compare_type=True,
         compare_server_default=True,
         render_item=_render_item,
+        # SQLite's DDL is transactional too once the driver stops committing on its own (see
+        # app/db.py): run all revisions of one upgrade in a single transaction everywhere.
+        transactional_ddl=True,
         literal_binds=url is not None,
     )
 
@@ -62,11 +65,12 @@ def _run_sync(connection: Connection) -> None:
     _configure(connection=connection)
     with context.begin_transaction():
         context.run_migrations()
-    if connection.dialect.name == "sqlite":
-        # Foreign keys were off while tables were rebuilt; prove nothing was left dangling.
-        dangling = connection.execute(text("PRAGMA foreign_key_check")).all()
-        if dangling:
-            raise RuntimeError(f"migration left rows with broken foreign keys: {dangling}")
+        if connection.dialect.name == "sqlite":
+            # Foreign keys were off while tables were rebuilt; prove nothing was left dangling
+            # before anything commits (raising here rolls every revision of this run back).
+            dangling = connection.execute(text("PRAGMA foreign_key_check")).all()
+            if dangling:
+                raise RuntimeError(f"migration left rows with broken foreign keys: {dangling}")
 
 
 async def run_migrations_online() -> None:

@@ -78,3 +78,11 @@ async def refresh(
         json={"refresh_token": refresh_token},
         headers={"User-Agent": user_agent},
     )
+
+
+async def make_post(client: httpx.AsyncClient, author: Account, **fields: Any) -> dict[str, Any]:
+    body = {"title": "A title", "content": "Some content", **fields}
+    response = await client.post("/api/v1/posts", json=body, headers=author.headers)
+    assert response.status_code == 201, response.text
+    post: dict[str, Any] = response.json()
+    return post

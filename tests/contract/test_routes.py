@@ -28,6 +28,13 @@ ROUTES = {
     ("POST", "/api/v1/auth/logout-all", "logout_all"),
     ("GET", "/api/v1/auth/sessions", "list_sessions"),
     ("DELETE", "/api/v1/auth/sessions/{session_id}", "end_session"),
+    ("GET", "/api/v1/posts", "list_posts"),
+    ("POST", "/api/v1/posts", "create_post"),
+    ("GET", "/api/v1/posts/{post_id}", "read_post"),
+    ("PATCH", "/api/v1/posts/{post_id}", "update_post"),
+    ("DELETE", "/api/v1/posts/{post_id}", "delete_post"),
+    ("PUT", "/api/v1/posts/{post_id}/vote", "cast_vote"),
+    ("DELETE", "/api/v1/posts/{post_id}/vote", "withdraw_vote"),
 }
 
 

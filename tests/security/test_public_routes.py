@@ -21,6 +21,8 @@ PUBLIC = {
     ("POST", f"{API_PREFIX}/login"),
     ("POST", f"{API_PREFIX}/auth/refresh"),
     ("POST", f"{API_PREFIX}/auth/logout"),
+    ("GET", f"{API_PREFIX}/posts"),
+    ("GET", f"{API_PREFIX}/posts/{{post_id}}"),
 }
 
 _REQUIRES_SIGN_IN = get_args(CurrentIdentity)[1].dependency

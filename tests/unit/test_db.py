@@ -56,6 +56,17 @@ async def test_sqlite_engine_creates_its_folder_and_sets_pragmas(tmp_path: Path)
     assert pragmas == {"journal_mode": "wal", "foreign_keys": 1, "busy_timeout": 1234}
 
 
+async def test_sqlite_lower_folds_unicode_like_postgresql() -> None:
+    engine = create_engine(DatabaseSettings(_env_file=None, url="sqlite+aiosqlite:///:memory:"))
+    try:
+        async with engine.connect() as connection:
+            row = (await connection.execute(text("SELECT lower('ÉCOLE Ünï'), lower(NULL)"))).one()
+    finally:
+        await engine.dispose()
+
+    assert tuple(row) == ("école ünï", None)
+
+
 async def test_sqlite_savepoints_roll_back_only_the_inner_work() -> None:
     engine = create_engine(DatabaseSettings(_env_file=None, url="sqlite+aiosqlite:///:memory:"))
     try:

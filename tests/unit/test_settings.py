@@ -109,6 +109,7 @@ def test_production_accepts_a_safe_configuration() -> None:
             {"auth": AuthSettings(_env_file=None, argon2_memory_kib=1024)},
             "AUTH_ARGON2_MEMORY_KIB",
         ),
+        ({"auth": AuthSettings(_env_file=None, argon2_time_cost=1)}, "AUTH_ARGON2_TIME_COST"),
     ],
 )
 def test_production_refuses_unsafe_settings_naming_the_culprit(

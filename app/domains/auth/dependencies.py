@@ -55,8 +55,13 @@ async def _optional_user(
     return identity.user if identity else None
 
 
-def _password_hasher(request: Request) -> PasswordHasher:
-    return cast(PasswordHasher, request.state.password_hasher)
+async def _password_hasher(request: Request, settings: AppSettings) -> PasswordHasher:
+    # One hasher per application, so its thread limiter caps hashing across all requests;
+    # made on first use (inside the event loop its limiter belongs to).
+    hasher = getattr(request.app.state, "password_hasher", None)
+    if hasher is None:
+        hasher = request.app.state.password_hasher = PasswordHasher(settings.auth)
+    return cast(PasswordHasher, hasher)
 
 
 CurrentIdentity = Annotated[Identity, Depends(_identity)]

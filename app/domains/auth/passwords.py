@@ -7,6 +7,11 @@ allocating unbounded memory (OWASP Password Storage Cheat Sheet).
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from typing import Any, TypeVar
+
 import anyio
 from anyio.to_thread import run_sync
 from pwdlib import PasswordHash
@@ -20,6 +25,10 @@ MIN_PASSWORD_LENGTH = 8
 # (unlike bcrypt at 72 bytes), but its cost grows with the input.
 MAX_PASSWORD_LENGTH = 256
 BCRYPT_MAX_BYTES = 72
+
+_T = TypeVar("_T")
+# Set while the current task holds a slot from `PasswordHasher.reserved()`.
+_HOLDS_SLOT: ContextVar[bool] = ContextVar("holds_password_hash_slot", default=False)
 
 
 class LegacyBcryptHasher(BcryptHasher):
@@ -49,10 +58,29 @@ class PasswordHasher:
             )
         )
         self._limiter = anyio.CapacityLimiter(settings.password_hash_concurrency)
-        self._dummy_hash = self._hash.hash("an unguessable placeholder password")
+        self._dummy_hash: str | None = None  # made on first use, with the current parameters
+
+    @asynccontextmanager
+    async def reserved(self) -> AsyncIterator[None]:
+        """Hold one hashing slot for a block of work.
+
+        A request queues for its slot here, before it opens a database transaction, so a
+        login flood waits without holding connections (or SQLite's write lock) that other
+        requests need. Hashing inside the block uses the slot already held.
+        """
+        async with self._limiter:
+            token = _HOLDS_SLOT.set(True)
+            try:
+                yield
+            finally:
+                _HOLDS_SLOT.reset(token)
+
+    async def _run(self, function: Callable[..., _T], *args: Any) -> _T:
+        limiter = None if _HOLDS_SLOT.get() else self._limiter
+        return await run_sync(function, *args, limiter=limiter)
 
     async def hash(self, password: str) -> str:
-        return await run_sync(self._hash.hash, password, limiter=self._limiter)
+        return await self._run(self._hash.hash, password)
 
     async def verify(self, password: str, password_hash: str | None) -> tuple[bool, str | None]:
         """Whether `password` matches, and a new hash when the stored one is outdated.
@@ -61,11 +89,23 @@ class PasswordHasher:
         the same work and the same answer as for a wrong password.
         """
         if password_hash is None or not self._recognises(password_hash):
-            await run_sync(self._hash.verify, password, self._dummy_hash, limiter=self._limiter)
+            await self._verify_dummy(password)
             return False, None
-        return await run_sync(
-            self._hash.verify_and_update, password, password_hash, limiter=self._limiter
-        )
+        valid, updated = await self._run(self._hash.verify_and_update, password, password_hash)
+        if not valid and self._is_outdated(password_hash):
+            # A cheaper legacy hash fails faster than a current one would; top the work up so
+            # timing does not tell accounts with old hashes apart.
+            await self._verify_dummy(password)
+        return valid, updated
+
+    async def _verify_dummy(self, password: str) -> None:
+        if self._dummy_hash is None:
+            self._dummy_hash = await self.hash("an unguessable placeholder password")
+        await self._run(self._hash.verify, password, self._dummy_hash)
+
+    def _is_outdated(self, password_hash: str) -> bool:
+        current = self._hash.current_hasher
+        return not current.identify(password_hash) or current.check_needs_rehash(password_hash)
 
     def _recognises(self, password_hash: str) -> bool:
         return any(hasher.identify(password_hash) for hasher in self._hash.hashers)

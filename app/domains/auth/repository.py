@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.domains.auth.models import RefreshToken, RevokeReason
+from app.domains.users import repository as users_repository
 from app.domains.users.models import User
 
 
@@ -23,7 +24,12 @@ class SessionRow:
 
 
 def _live(now: datetime) -> list[ColumnElement[bool]]:
-    return [RefreshToken.revoked_at.is_(None), RefreshToken.family_expires_at > now]
+    """A token that still works: not revoked, and before both its idle and family deadlines."""
+    return [
+        RefreshToken.revoked_at.is_(None),
+        RefreshToken.expires_at > now,
+        RefreshToken.family_expires_at > now,
+    ]
 
 
 async def active_user_in_session(
@@ -48,12 +54,22 @@ async def add_token(session: AsyncSession, token: RefreshToken) -> RefreshToken:
     return token
 
 
-async def get_token_for_update(session: AsyncSession, token_hash: str) -> RefreshToken | None:
-    """The token row, locked until the transaction ends, so concurrent refreshes of one
-    token serialise (PostgreSQL row lock; SQLite transactions already run one at a time)."""
-    return await session.scalar(
-        select(RefreshToken).where(RefreshToken.token_hash == token_hash).with_for_update()
+async def lock_token_owner(session: AsyncSession, token_hash: str) -> User | None:
+    """The owner of the token, locked (see `users.repository.lock`); None for no such token."""
+    owner_id = select(RefreshToken.user_id).where(RefreshToken.token_hash == token_hash)
+    return await users_repository.lock(session, owner_id.scalar_subquery())
+
+
+async def get_token_for_update(session: AsyncSession, token_hash: str) -> RefreshToken:
+    """The token row, re-read and locked until the transaction ends, so concurrent refreshes
+    of one token serialise (PostgreSQL row lock; SQLite transactions run one at a time)."""
+    result = await session.scalars(
+        select(RefreshToken)
+        .where(RefreshToken.token_hash == token_hash)
+        .with_for_update()
+        .execution_options(populate_existing=True)
     )
+    return result.one()
 
 
 async def get_token(session: AsyncSession, token_hash: str) -> RefreshToken | None:
@@ -103,7 +119,7 @@ async def live_sessions(session: AsyncSession, user_id: int, now: datetime) -> l
             RefreshToken.user_agent,
         )
         .join(started, started.c.family_id == RefreshToken.family_id)
-        .where(RefreshToken.user_id == user_id, RefreshToken.expires_at > now, *_live(now))
+        .where(RefreshToken.user_id == user_id, *_live(now))
         .order_by(RefreshToken.last_used_at.desc(), RefreshToken.id.desc())
     )
     return [SessionRow(*row) for row in rows]

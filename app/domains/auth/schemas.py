@@ -48,7 +48,10 @@ class LoginForm(BaseModel):
     model_config = ConfigDict(extra="ignore")  # clients also send scope, client_id, ...
 
     grant_type: Literal["password"] | None = None
-    username: Annotated[str, StringConstraints(min_length=1, max_length=320)]
+    # No control characters: they can be no one's address (and PostgreSQL refuses NUL).
+    username: Annotated[
+        str, StringConstraints(min_length=1, max_length=320, pattern=r"^[^\x00-\x1f\x7f]*$")
+    ]
     password: GivenPassword
 
 

@@ -25,6 +25,7 @@ from app.domains.auth.schemas import SessionRead, TokenPair, UserUpdate
 from app.domains.users import repository as users_repository
 from app.domains.users import service as users_service
 from app.domains.users.models import User
+from app.domains.users.schemas import normalize_email
 from app.settings import Settings
 
 USER_AGENT_MAX_LENGTH = 512
@@ -41,10 +42,11 @@ class Identity:
 async def register(
     session: AsyncSession, hasher: PasswordHasher, *, email: str, password: str
 ) -> User:
-    # Checked before hashing, so a taken address costs no hash; the unique constraint still
-    # decides when two registrations race.
-    await users_service.ensure_email_available(session, email)
-    password_hash = await hasher.hash(password)
+    async with hasher.reserved():
+        # Checked before hashing, so a taken address costs no hash; the unique constraint
+        # still decides when two registrations race.
+        await users_service.ensure_email_available(session, email)
+        password_hash = await hasher.hash(password)
     return await users_service.create_user(session, email=email, password_hash=password_hash)
 
 
@@ -57,10 +59,16 @@ async def login(
     password: str,
     user_agent: str | None,
 ) -> TokenPair:
-    user = await users_repository.get_by_email(session, email.strip().lower())
-    # Unknown accounts are verified against a dummy hash: same work, same answer.
-    valid, new_hash = await hasher.verify(password, user.password_hash if user else None)
-    if user is None or not valid or not user.is_active:
+    async with hasher.reserved():
+        found = await users_repository.get_by_email(session, normalize_email(email))
+        # Unknown accounts are verified against a dummy hash: same work, same answer.
+        verified_hash = found.password_hash if found else None
+        valid, new_hash = await hasher.verify(password, verified_hash)
+    if found is None or not valid:
+        raise InvalidCredentials
+    user = await users_repository.lock(session, found.id)
+    # The password may have changed while it was being checked: only the verified one counts.
+    if user is None or not user.is_active or user.password_hash != verified_hash:
         raise InvalidCredentials
     if new_hash is not None:
         user.password_hash = new_hash  # parameters were outdated: upgrade transparently
@@ -88,9 +96,13 @@ async def refresh(
     racing itself and only gets a 401.
     """
     now = utcnow()
-    token = await repository.get_token_for_update(session, tokens.hash_refresh_token(refresh_token))
-    if token is None:
+    token_hash = tokens.hash_refresh_token(refresh_token)
+    # User lock, then token lock: the order every session change takes (see users.lock).
+    owner = await repository.lock_token_owner(session, token_hash)
+    if owner is None:
         raise InvalidRefreshToken
+    # Cannot be missing now: deleting the token's owner (and so the token) needs that lock.
+    token = await repository.get_token_for_update(session, token_hash)
     if token.revoked_at is not None:
         if token.revoked_reason is not RevokeReason.ROTATED:
             raise InvalidRefreshToken
@@ -100,7 +112,7 @@ async def refresh(
             session, token.family_id, reason=RevokeReason.REUSE_DETECTED, now=now
         )
         raise RefreshTokenReused
-    if min(token.expires_at, token.family_expires_at) <= now:
+    if min(token.expires_at, token.family_expires_at) <= now or not owner.is_active:
         raise InvalidRefreshToken
     token.revoked_at, token.revoked_reason, token.last_used_at = now, RevokeReason.ROTATED, now
     return await _issue(
@@ -156,12 +168,14 @@ async def logout(session: AsyncSession, *, refresh_token: str) -> None:
     """End the session the token belongs to. Unknown or spent tokens are not an error."""
     token = await repository.get_token(session, tokens.hash_refresh_token(refresh_token))
     if token is not None:
+        await users_repository.lock(session, token.user_id)
         await repository.revoke_family(
             session, token.family_id, reason=RevokeReason.LOGOUT, now=utcnow()
         )
 
 
 async def logout_all(session: AsyncSession, user: User) -> None:
+    await users_repository.lock(session, user.id)
     await repository.revoke_user_families(
         session, user.id, reason=RevokeReason.LOGOUT_ALL, now=utcnow()
     )
@@ -182,6 +196,7 @@ async def list_sessions(session: AsyncSession, identity: Identity) -> list[Sessi
 
 
 async def end_session(session: AsyncSession, user: User, session_id: uuid.UUID) -> None:
+    await users_repository.lock(session, user.id)
     now = utcnow()
     if not await repository.live_family_exists(
         session, user_id=user.id, family_id=session_id, now=now
@@ -194,17 +209,23 @@ async def update_account(
     session: AsyncSession, hasher: PasswordHasher, user: User, changes: UserUpdate
 ) -> User:
     """Apply a PATCH to the caller's account; credentials need the current password."""
-    if changes.current_password is not None:
-        valid, _ = await hasher.verify(changes.current_password, user.password_hash)
-        if not valid:
-            raise InvalidCurrentPassword
+    verified_hash = user.password_hash
+    async with hasher.reserved():
+        if changes.current_password is not None:
+            valid, _ = await hasher.verify(changes.current_password, verified_hash)
+            if not valid:
+                raise InvalidCurrentPassword
+        new_hash = await hasher.hash(changes.password) if changes.password else None
+    locked = await users_repository.lock(session, user.id)
+    if locked is None or locked.password_hash != verified_hash:  # changed meanwhile
+        raise InvalidCurrentPassword
     if changes.email is not None:
-        await users_service.change_email(session, user, changes.email)
-    if changes.password is not None:
-        user.password_hash = await hasher.hash(changes.password)
+        await users_service.change_email(session, locked, changes.email)
+    if new_hash is not None:
+        locked.password_hash = new_hash
         # Whoever knew the old password may hold a session: end every one (OWASP ASVS 7.4.3).
         await repository.revoke_user_families(
-            session, user.id, reason=RevokeReason.PASSWORD_CHANGED, now=utcnow()
+            session, locked.id, reason=RevokeReason.PASSWORD_CHANGED, now=utcnow()
         )
     await session.flush()
-    return user
+    return locked

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select
+from sqlalchemy import ColumnElement, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domains.users.models import User
@@ -10,6 +10,21 @@ from app.domains.users.models import User
 
 async def get_by_email(session: AsyncSession, email: str) -> User | None:
     return await session.scalar(select(User).where(User.email == email))
+
+
+async def lock(session: AsyncSession, user_id: int | ColumnElement[int]) -> User | None:
+    """The user, re-read and locked until the transaction ends.
+
+    Everything that creates or ends a user's sessions, or changes their credentials, takes
+    this lock first, so those changes happen one after another: a revocation can never miss
+    a token that a concurrent refresh or login is about to add.
+    """
+    return await session.scalar(
+        select(User)
+        .where(User.id == user_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
 
 
 async def email_exists(session: AsyncSession, email: str) -> bool:

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import unicodedata
 from collections import Counter
 
 import httpx
 import pytest
 from pwdlib.hashers.argon2 import Argon2Hasher
 from pwdlib.hashers.bcrypt import BcryptHasher
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db import Database
 from app.domains.users.models import User
+from app.main import create_app
+from tests.conftest import serve
 from tests.factories import PASSWORD, login, make_account, make_user, unique_email
-from tests.support import CHEAP_HASHING, assert_problem
+from tests.support import CHEAP_HASHING, assert_problem, make_settings
 
 
 async def test_login_returns_a_token_pair(client: httpx.AsyncClient) -> None:
@@ -47,6 +52,7 @@ async def test_unknown_email_still_verifies_a_hash(
     client: httpx.AsyncClient, hashing_work: Counter[str]
 ) -> None:
     user = await make_user(client)
+    await login(client, unique_email(), "warm-up")  # the first one also makes the dummy hash
     hashing_work.clear()
 
     await login(client, user["email"], "not the password")
@@ -66,6 +72,7 @@ async def test_an_account_without_a_password_cannot_log_in_with_one(
     async with database.sessionmaker() as session:
         (await session.get_one(User, account.id)).password_hash = None
         await session.commit()
+    await login(client, unique_email(), "warm-up")  # the first one also makes the dummy hash
     hashing_work.clear()
 
     response = await login(client, account.email)
@@ -169,3 +176,84 @@ async def test_legacy_bcrypt_truncated_long_passwords_still_log_in(
 
     # Rehashed with argon2id over the whole password: the 72-byte prefix no longer works.
     assert (await login(client, user["email"], long_password[:72])).status_code == 401
+
+
+async def test_a_failed_login_against_a_legacy_hash_does_the_full_work(
+    client: httpx.AsyncClient, database: Database, hashing_work: Counter[str]
+) -> None:
+    user = await make_user(client)
+    await _set_hash(database, user["id"], BcryptHasher(rounds=4).hash(PASSWORD))
+    await login(client, unique_email(), "warm-up")
+    hashing_work.clear()
+
+    assert (await login(client, user["email"], "wrong password")).status_code == 401
+
+    # The cheap bcrypt check, then the dummy argon2id one: as slow as any other failure.
+    assert hashing_work["verify_and_update"] == 1
+    assert hashing_work["verify"] == 1
+
+
+@pytest.mark.parametrize("username", ["a\x00b@example.com", "line\nbreak@example.com"])
+async def test_control_characters_in_the_username_are_422(
+    client: httpx.AsyncClient, username: str
+) -> None:
+    response = await login(client, username)
+
+    assert_problem(response, 422, "validation_failed")
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "Someone <{local}@example.com>",  # a display name around the address
+        "{local}@EXAMPLE.com",
+    ],
+)
+async def test_login_normalises_the_address_as_registration_did(
+    client: httpx.AsyncClient, typed: str
+) -> None:
+    local = f"user{unique_email()[5:17]}"
+    await make_user(client, email=typed.format(local=local))
+
+    response = await login(client, typed.format(local=local))
+
+    assert response.status_code == 200
+
+
+async def test_a_username_that_is_no_address_is_just_wrong(client: httpx.AsyncClient) -> None:
+    assert_problem(await login(client, "admin"), 401, "invalid_credentials")
+
+
+async def test_unicode_addresses_match_in_any_normal_form(client: httpx.AsyncClient) -> None:
+    composed = f"jos\u00e9.{unique_email()[5:17]}@example.com"  # é as one code point
+    decomposed = unicodedata.normalize("NFD", composed)  # e + combining accent
+    await make_user(client, email=decomposed)
+
+    assert (await login(client, composed)).status_code == 200
+    assert (await login(client, decomposed)).status_code == 200
+
+
+async def test_queued_logins_do_not_hold_database_connections(engine: AsyncEngine) -> None:
+    """A burst of logins waits for hashing slots without starving other requests.
+
+    20 hashes of ~60 ms queue for one slot: about 1.2 s, longer than the 1 s pool timeout.
+    Were the queue held on database connections, the pool of 2 would run dry.
+    """
+    tight = make_settings(
+        engine.url.render_as_string(hide_password=False),
+        database={"pool_size": 2, "max_overflow": 0, "pool_timeout_seconds": 1},
+        auth={"password_hash_concurrency": 1, "argon2_memory_kib": 32768, "argon2_time_cost": 3},
+    )
+    app = create_app(tight)
+    async with serve(app) as client:
+        account = await make_account(client)
+        try:
+            burst = [login(client, account.email, "wrong password") for _ in range(20)]
+            responses = await asyncio.gather(
+                *burst, client.get("/api/v1/users/me", headers=account.headers)
+            )
+        finally:
+            await client.delete("/api/v1/users/me", headers=account.headers)
+
+    assert [r.status_code for r in responses[:-1]] == [401] * 20
+    assert responses[-1].status_code == 200

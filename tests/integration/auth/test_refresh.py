@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.db import Database, utcnow
 from app.domains.auth.models import RefreshToken, RevokeReason
 from app.domains.auth.tokens import hash_refresh_token
+from app.domains.users.models import User
 from tests.factories import bearer, login, make_account, refresh
 from tests.support import assert_problem
 
@@ -209,3 +210,43 @@ async def test_concurrent_refreshes_of_one_token_give_exactly_one_success(
             )
         )
     assert live == 1
+
+
+async def test_a_disabled_account_cannot_refresh(
+    client: httpx.AsyncClient, database: Database
+) -> None:
+    account = await make_account(client)
+    async with database.sessionmaker() as session:
+        (await session.get_one(User, account.id)).is_active = False
+        await session.commit()
+
+    assert_problem(await refresh(client, account.refresh_token), 401, "invalid_refresh_token")
+
+
+async def test_a_revocation_never_misses_a_refresh_running_beside_it(
+    committed_client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    """Logout-all racing a refresh: whichever wins, no token of the user stays live."""
+    account = await make_account(committed_client)
+    token = account.refresh_token
+    for _ in range(10):
+        fresh = (await login(committed_client, account.email)).json()
+        access = bearer(fresh["access_token"])
+        rotated, ended = await asyncio.gather(
+            refresh(committed_client, token),
+            committed_client.post("/api/v1/auth/logout-all", headers=access),
+        )
+        assert ended.status_code == 204
+        async with engine.connect() as connection:
+            live = await connection.scalar(
+                select(func.count()).where(
+                    RefreshToken.user_id == account.id, RefreshToken.revoked_at.is_(None)
+                )
+            )
+        assert live == 0
+        if rotated.status_code == 200:
+            me = await committed_client.get(
+                "/api/v1/users/me", headers=bearer(rotated.json()["access_token"])
+            )
+            assert_problem(me, 401, "invalid_token")
+        token = fresh["refresh_token"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+import warnings
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -52,6 +53,13 @@ def _sign(
     )
 
 
+def _quietly(sign: Callable[[], str]) -> str:
+    """Sign despite PyJWT's key-length warning: the attacker does not care."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return sign()
+
+
 def _alg_none(settings: Settings, account: Account) -> str:
     header = {"alg": "none", "typ": ACCESS_TOKEN_TYPE}
     return f"{_b64(header)}.{_b64(_claims(settings, account, iat=1, exp=2**40))}."
@@ -73,8 +81,8 @@ def _rs256_signed(settings: Settings, account: Account) -> str:
 
 FORGERIES: dict[str, Forge] = {
     "alg none": _alg_none,
-    "other HMAC alg": lambda s, a: _sign(
-        s, _claims(s, a), key=signing_key(s) * 2, algorithm="HS512"
+    "other HMAC alg, same key": lambda s, a: _quietly(
+        lambda: _sign(s, _claims(s, a), algorithm="HS512")
     ),
     "asymmetric alg": _rs256_signed,
     "tampered payload": _tampered_subject,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
 
 from tests.factories import make_account
 
@@ -39,3 +41,13 @@ async def test_successful_token_responses_are_no_store(client: httpx.AsyncClient
 
 async def test_other_responses_keep_their_caching(client: httpx.AsyncClient) -> None:
     assert "cache-control" not in (await client.get("/health")).headers
+
+
+async def test_no_store_holds_behind_a_path_prefix(app: FastAPI) -> None:
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app, root_path="/svc")
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            response = await client.post("/svc/api/v1/auth/logout", json={"refresh_token": "x"})
+
+    assert response.status_code == 204
+    assert response.headers["cache-control"] == "no-store"
