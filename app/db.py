@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, cast
+from typing import Annotated, Any, Final, cast
 
 from fastapi import Depends, Request
 from sqlalchemy import (
@@ -86,6 +86,11 @@ def str_enum(enum: type[StrEnum], length: int = 32) -> Enum:
         values_callable=lambda members: [member.value for member in members],
     )
 
+
+# Table option for every table with a surrogate id. SQLite would otherwise hand a deleted
+# row's id to the next insert, and an outbox event or a client holding the old id would then
+# point at a different row. PostgreSQL sequences never reuse ids.
+NEVER_REUSE_IDS: Final = {"sqlite_autoincrement": True}
 
 # BIGINT ids on PostgreSQL; SQLite only auto-increments a column declared exactly INTEGER.
 BigIntId = BigInteger().with_variant(Integer(), "sqlite")

@@ -12,7 +12,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base, BigIntId, str_enum, utcnow
+from app.db import NEVER_REUSE_IDS, Base, BigIntId, str_enum, utcnow
 
 
 class OutboxStatus(StrEnum):
@@ -24,7 +24,10 @@ class OutboxStatus(StrEnum):
 
 class OutboxEvent(Base):
     __tablename__ = "outbox_events"
-    __table_args__ = (Index("ix_outbox_events_status_available_at", "status", "available_at"),)
+    __table_args__ = (
+        Index("ix_outbox_events_status_available_at", "status", "available_at"),
+        NEVER_REUSE_IDS,
+    )
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
     topic: Mapped[str] = mapped_column(String(100))

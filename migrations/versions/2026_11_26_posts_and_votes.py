@@ -30,6 +30,7 @@ def upgrade() -> None:
             ["owner_id"], ["users.id"], name=op.f("fk_posts_owner_id_users"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_posts")),
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("posts", schema=None) as batch_op:
         batch_op.create_index("ix_posts_created_at_id", ["created_at", "id"], unique=False)

@@ -116,3 +116,25 @@ def test_register_login_refresh_logout(http: httpx.Client) -> None:
     assert_problem(after, 401, "invalid_token")
     again = http.post("/api/v1/auth/refresh", json={"refresh_token": new_tokens["refresh_token"]})
     assert_problem(again, 401, "invalid_refresh_token")
+
+
+def test_posts_and_votes_over_http(http: httpx.Client) -> None:
+    email = unique_email()
+    http.post("/api/v1/users", json={"email": email, "password": PASSWORD})
+    tokens = http.post("/api/v1/login", data={"username": email, "password": PASSWORD}).json()
+    auth = bearer(tokens["access_token"])
+    marker = email.split("@")[0]
+
+    created = http.post(
+        "/api/v1/posts", json={"title": f"{marker} 100% real", "content": "body"}, headers=auth
+    )
+    assert created.status_code == 201
+    post_id = created.json()["id"]
+    assert http.put(f"/api/v1/posts/{post_id}/vote", headers=auth).status_code == 204
+
+    page = http.get("/api/v1/posts", params={"search": f"{marker} 100%"}, headers=auth).json()
+    assert page["total"] == 1
+    assert (page["items"][0]["votes"], page["items"][0]["voted"]) == (1, True)
+
+    assert http.delete(f"/api/v1/posts/{post_id}", headers=auth).status_code == 204
+    assert_problem(http.get(f"/api/v1/posts/{post_id}"), 404, "post_not_found")

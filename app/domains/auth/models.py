@@ -9,7 +9,7 @@ from enum import StrEnum
 from sqlalchemy import ForeignKey, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base, BigIntId, str_enum, utcnow
+from app.db import NEVER_REUSE_IDS, Base, BigIntId, str_enum, utcnow
 
 
 class RevokeReason(StrEnum):
@@ -29,6 +29,7 @@ class RefreshToken(Base):
     """
 
     __tablename__ = "refresh_tokens"
+    __table_args__ = NEVER_REUSE_IDS
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
     user_id: Mapped[int] = mapped_column(

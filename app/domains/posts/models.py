@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base, BigIntId, utcnow
+from app.db import NEVER_REUSE_IDS, Base, BigIntId, utcnow
 
 TITLE_MAX_LENGTH = 200
 CONTENT_MAX_LENGTH = 10_000
@@ -16,7 +16,7 @@ CONTENT_MAX_LENGTH = 10_000
 class Post(Base):
     __tablename__ = "posts"
     # Serves the newest-first listing and its (created_at, id) tie-break.
-    __table_args__ = (Index("ix_posts_created_at_id", "created_at", "id"),)
+    __table_args__ = (Index("ix_posts_created_at_id", "created_at", "id"), NEVER_REUSE_IDS)
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
     owner_id: Mapped[int] = mapped_column(

@@ -7,13 +7,14 @@ from datetime import datetime
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base, BigIntId, utcnow
+from app.db import NEVER_REUSE_IDS, Base, BigIntId, utcnow
 
 EMAIL_MAX_LENGTH = 320
 
 
 class User(Base):
     __tablename__ = "users"
+    __table_args__ = NEVER_REUSE_IDS
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
     # Stored lower-cased, so the unique constraint is case-insensitive on every backend.

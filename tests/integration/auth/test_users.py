@@ -235,6 +235,7 @@ async def test_a_disabled_user_is_locked_out_at_once(
 
     assert_problem(me, 401, "invalid_token")
     assert_problem(await login(client, account.email), 401, "invalid_credentials")
+    assert_problem(await refresh(client, account.refresh_token), 401, "invalid_refresh_token")
 
 
 async def test_concurrent_registrations_of_one_email_create_one_account(

@@ -147,7 +147,7 @@ async def test_an_update_that_changes_nothing_records_nothing(
 
     assert response.status_code == 200
     assert response.json()["updated_at"] == post["updated_at"]
-    assert await _events(database, "post.updated") == []
+    assert all(e["post_id"] != post["id"] for e in await _events(database, "post.updated"))
 
 
 @pytest.mark.parametrize(
@@ -219,3 +219,13 @@ async def test_deleting_a_user_removes_their_posts_and_votes(
     assert_problem(await client.get(f"/api/v1/posts/{theirs['id']}"), 404, "post_not_found")
     assert (await client.get(f"/api/v1/posts/{kept['id']}")).json()["votes"] == 0
     assert await _vote_rows(database, theirs["id"]) == 0
+
+
+async def test_a_deleted_posts_id_is_never_given_to_another(client: httpx.AsyncClient) -> None:
+    author = await make_account(client)
+    first = await make_post(client, author)
+    await client.delete(f"/api/v1/posts/{first['id']}", headers=author.headers)
+
+    second = await make_post(client, author)
+
+    assert second["id"] > first["id"]

@@ -11,12 +11,15 @@ from tests.factories import make_account, make_post
 from tests.support import assert_problem
 
 
-async def _topics(database: Database) -> list[str]:
+async def _topics(database: Database, post_id: int) -> list[str]:
+    """The vote events recorded for one post, oldest first."""
     async with database.sessionmaker() as session:
-        rows = await session.scalars(
-            select(OutboxEvent.topic).where(OutboxEvent.topic.startswith("vote."))
+        events = await session.scalars(
+            select(OutboxEvent)
+            .where(OutboxEvent.topic.startswith("vote."))
+            .order_by(OutboxEvent.id)
         )
-        return list(rows)
+        return [e.topic for e in events if e.payload["post_id"] == post_id]
 
 
 async def test_voting_is_idempotent_and_counted(
@@ -36,7 +39,10 @@ async def test_voting_is_idempotent_and_counted(
     seen_by_author = (await client.get(path, headers=author.headers)).json()
     assert (seen_by_voter["votes"], seen_by_voter["voted"]) == (2, True)
     assert (seen_by_author["votes"], seen_by_author["voted"]) == (2, False)
-    assert await _topics(database) == ["vote.cast", "vote.cast"]  # the repeat changed nothing
+    assert await _topics(database, post["id"]) == [
+        "vote.cast",
+        "vote.cast",
+    ]  # the repeat changed nothing
 
 
 async def test_withdrawing_is_idempotent(client: httpx.AsyncClient, database: Database) -> None:
@@ -51,7 +57,7 @@ async def test_withdrawing_is_idempotent(client: httpx.AsyncClient, database: Da
     assert (first.status_code, second.status_code) == (204, 204)
     body = (await client.get(path, headers=voter.headers)).json()
     assert (body["votes"], body["voted"]) == (0, False)
-    assert await _topics(database) == ["vote.cast", "vote.removed"]
+    assert await _topics(database, post["id"]) == ["vote.cast", "vote.removed"]
 
 
 async def test_voting_needs_a_signed_in_user_and_a_visible_post(
