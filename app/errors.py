@@ -150,6 +150,20 @@ DATABASE_DOWN = (
 )
 
 
+# Kept in the ASGI scope, which belongs to one request (lifespan `state` may be shared).
+_CARRIED_HEADERS = "app.headers_for_errors"
+
+
+def carry_header(request: Request, name: str, value: str) -> None:
+    """Send `name: value` with the error response too, should this request fail later.
+
+    A dependency sets headers on a successful response through FastAPI's `Response`
+    parameter; an exception replaces that response, so headers that must always reach the
+    client (the rate-limit state of the request) are carried here as well.
+    """
+    request.scope.setdefault(_CARRIED_HEADERS, []).append((name, value))
+
+
 def status_title(status: int) -> str:
     return _STATUS_NAMES.get(status, "Error")
 
@@ -269,9 +283,15 @@ E = TypeVar("E", bound=Exception)
 def _register(
     app: FastAPI, exc_class: type[E], handler: Callable[[Request, E], Awaitable[Response]]
 ) -> None:
+    async def respond(request: Request, exc: E) -> Response:
+        response = await handler(request, exc)
+        for name, value in request.scope.get(_CARRIED_HEADERS, ()):
+            response.headers.append(name, value)
+        return response
+
     # Starlette types every handler as taking `Exception`; it dispatches by class, so the
     # narrower parameter is what each handler actually receives.
-    app.add_exception_handler(exc_class, handler)  # type: ignore[arg-type]
+    app.add_exception_handler(exc_class, respond)  # type: ignore[arg-type]
 
 
 async def _handle_unexpected(request: Request, exc: Exception) -> ProblemJSONResponse:
@@ -312,16 +332,26 @@ def problem_responses(*errors: type[ProblemError]) -> dict[int | str, dict[str, 
 _FASTAPI_VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError")
 
 
-def install_problem_openapi(app: FastAPI) -> None:
+def install_problem_openapi(
+    app: FastAPI, *, api_prefix: str, api_errors: Sequence[type[ProblemError]] = ()
+) -> None:
     """Document every error response as `application/problem+json` with our schemas.
 
     FastAPI documents error responses as `application/json` and 422 with its own
     `HTTPValidationError`; this rewrites the generated document once, on first request.
+    `api_errors` are problems any route under `api_prefix` can answer with (rate limits,
+    an unavailable database).
     """
+    common = problem_responses(*api_errors)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = _problem_openapi(FastAPI.openapi(app))
+            schema = FastAPI.openapi(app)
+            for path, path_item in schema.get("paths", {}).items():
+                if path.startswith(api_prefix):
+                    for operation in path_item.values():
+                        _document_common(operation.setdefault("responses", {}), common)
+            app.openapi_schema = _problem_openapi(schema)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented override hook
@@ -344,6 +374,21 @@ def _problem_openapi(schema: dict[str, Any]) -> dict[str, Any]:
                 if status.isdigit() and int(status) >= 400 and "content" in response:
                     response["content"] = {PROBLEM_MEDIA_TYPE: _problem_schema(status, response)}
     return schema
+
+
+def _document_common(responses: dict[str, Any], common: dict[int | str, dict[str, Any]]) -> None:
+    for status, entry in common.items():
+        responses.setdefault(
+            str(status),
+            {
+                "description": entry["description"],
+                "content": {"application/json": {"schema": {"$ref": _ref(entry["model"])}}},
+            },
+        )
+
+
+def _ref(model: type[BaseModel]) -> str:
+    return f"#/components/schemas/{model.__name__}"
 
 
 def _document_body_errors(responses: dict[str, Any]) -> None:

@@ -12,7 +12,7 @@ from starlette.middleware import Middleware
 from app import health
 from app.db import Database
 from app.domains import discover
-from app.errors import install_error_handlers, install_problem_openapi
+from app.errors import DatabaseUnavailable, install_error_handlers, install_problem_openapi
 from app.middleware import (
     ApiVersionMiddleware,
     NoStoreMiddleware,
@@ -21,6 +21,7 @@ from app.middleware import (
     request_id_middleware,
 )
 from app.observability import configure_logging
+from app.rate_limit import RateLimited, RateLimiter, RateLimiterUnavailable
 from app.settings import Settings, get_settings
 
 API_PREFIX = "/api/v1"
@@ -32,6 +33,7 @@ class State(TypedDict):
     """What the lifespan hands to every request as `request.state`."""
 
     database: Database
+    rate_limiter: RateLimiter
 
 
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
@@ -46,9 +48,11 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[State]:
         db = database or Database.from_settings(settings.database)
+        limiter = RateLimiter(settings)
         try:
-            yield {"database": db}
+            yield {"database": db, "rate_limiter": limiter}
         finally:
+            await limiter.close()
             if database is None:
                 await db.dispose()
 
@@ -84,7 +88,11 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(api_router())
-    install_problem_openapi(app)
+    install_problem_openapi(
+        app,
+        api_prefix=API_PREFIX,
+        api_errors=(RateLimited, RateLimiterUnavailable, DatabaseUnavailable),
+    )
     return app
 
 

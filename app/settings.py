@@ -9,7 +9,15 @@ from functools import lru_cache
 from typing import Annotated, Any, Literal, cast
 
 from fastapi import Depends, Request
-from pydantic import Field, SecretStr, field_validator, model_validator
+from limits import parse
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_SQLITE_URL = "sqlite+aiosqlite:///var/app.db"
@@ -38,6 +46,11 @@ def _group(prefix: str) -> SettingsConfigDict:
     return SettingsConfigDict(
         env_prefix=prefix, env_file=".env", extra="ignore", case_sensitive=False
     )
+
+
+def _check_rate_limit(value: str) -> str:
+    parse(value)  # raises ValueError for anything `limits` cannot read
+    return value
 
 
 def _split_csv(value: Any) -> Any:
@@ -131,6 +144,40 @@ class AuthSettings(BaseSettings):
     password_hash_concurrency: int = Field(default=4, ge=1)
 
 
+RateLimitString = Annotated[str, AfterValidator(_check_rate_limit)]
+
+
+class RateLimitSettings(BaseSettings):
+    """`RATE_LIMIT_*`: one policy per route class, written as `limits` strings ("10/minute")."""
+
+    model_config = _group("RATE_LIMIT_")
+
+    enabled: bool = True
+    # sliding-window-counter: two counters per key and no double burst at a window edge.
+    # fixed-window: one counter, cheapest, but up to twice the limit across an edge.
+    # moving-window: exact, but stores every hit.
+    strategy: Literal["fixed-window", "sliding-window-counter", "moving-window"] = (
+        "sliding-window-counter"
+    )
+    # A slow or unreachable Redis gives up after this long (then fails open or closed).
+    timeout_seconds: float = Field(default=0.5, gt=0)
+    max_connections: int = Field(default=32, ge=1)
+    key_prefix: str = "ratelimit"
+    login: RateLimitString = "10/minute"  # per client IP
+    login_account: RateLimitString = "20/hour"  # per submitted email, whatever the IP
+    # `register` is a BaseSettings attribute: the field takes another name, the same variable.
+    register_: RateLimitString = Field(  # type: ignore[pydantic-alias]  # it has a default
+        default="10/hour", validation_alias=AliasChoices("register", "RATE_LIMIT_REGISTER")
+    )
+    refresh: RateLimitString = "60/minute"
+    oauth: RateLimitString = "20/minute"
+    read: RateLimitString = "300/minute"
+    write: RateLimitString = "60/minute"
+
+    def limit_for(self, policy: str) -> str:
+        return str(getattr(self, "register_" if policy == "register" else policy))
+
+
 class Settings(BaseSettings):
     """The service's configuration. Build it through `get_settings()`."""
 
@@ -142,6 +189,10 @@ class Settings(BaseSettings):
     secret_key: SecretStr = Field(default_factory=lambda: SecretStr(secrets.token_urlsafe(48)))
     trusted_hosts: CsvList = Field(default_factory=list)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    # Behind a reverse proxy: read the client address from X-Forwarded-For, taking the entry
+    # the nearest `trusted_proxy_count` proxies vouch for, never the client-supplied left end.
+    trust_proxy_headers: bool = False
+    trusted_proxy_count: int = Field(default=1, ge=1)
     # Below Kubernetes' default 1 s probe timeout, so the probe sees our 503, not its own.
     ready_timeout_seconds: float = Field(default=0.8, gt=0)
 
@@ -149,6 +200,7 @@ class Settings(BaseSettings):
     redis: RedisSettings = Field(default_factory=RedisSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
 
     @field_validator("trusted_hosts", mode="before")
     @classmethod

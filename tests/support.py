@@ -10,7 +10,14 @@ import httpx
 from alembic.config import Config
 
 from app.errors import PROBLEM_MEDIA_TYPE
-from app.settings import ApiSettings, AuthSettings, DatabaseSettings, RedisSettings, Settings
+from app.settings import (
+    ApiSettings,
+    AuthSettings,
+    DatabaseSettings,
+    RateLimitSettings,
+    RedisSettings,
+    Settings,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 CHEAP_HASHING = {"argon2_time_cost": 1, "argon2_memory_kib": 64}
@@ -23,11 +30,12 @@ def make_settings(
     redis: dict[str, Any] | None = None,
     api: dict[str, Any] | None = None,
     auth: dict[str, Any] | None = None,
+    rate_limit: dict[str, Any] | None = None,
     **overrides: Any,
 ) -> Settings:
     """Settings for a test: only what the test says, never the developer's `.env`.
 
-    Password hashing is made cheap unless a test asks otherwise.
+    Password hashing is made cheap, and rate limiting is off, unless a test asks otherwise.
     """
     return Settings(
         _env_file=None,
@@ -36,6 +44,7 @@ def make_settings(
         redis=RedisSettings(_env_file=None, **(redis or {})),
         api=ApiSettings(_env_file=None, **(api or {})),
         auth=AuthSettings(_env_file=None, **(CHEAP_HASHING | (auth or {}))),
+        rate_limit=RateLimitSettings(_env_file=None, **({"enabled": False} | (rate_limit or {}))),
         **overrides,
     )
 

@@ -123,6 +123,19 @@ def test_json_bodies_document_malformed_and_wrong_media_type(app: FastAPI) -> No
     assert "409" in responses  # the route's own problems stay documented
 
 
+def test_api_operations_document_rate_limits_and_outages(app: FastAPI) -> None:
+    schema = app.openapi()
+
+    for path, path_item in schema["paths"].items():
+        for operation in path_item.values():
+            responses = operation["responses"]
+            documented = {"429", "503"} <= responses.keys()
+            assert documented is path.startswith("/api/v1/"), path
+    users = schema["paths"]["/api/v1/users"]["post"]["responses"]
+    assert "rate_limited" in users["429"]["description"]
+    assert "database_unavailable" in users["503"]["description"]
+
+
 def test_openapi_is_generated_once(app: FastAPI) -> None:
     assert app.openapi() is app.openapi()
 

@@ -7,11 +7,14 @@ import signal
 import socket
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 
 import httpx
 import pytest
+from redis import Redis
 
+from tests.conftest import TEST_REDIS_URL
 from tests.factories import PASSWORD, bearer, unique_email
 from tests.support import ROOT, assert_problem
 
@@ -27,7 +30,14 @@ def server(database_url: str) -> Iterator[str]:
     listener.bind(("127.0.0.1", 0))
     listener.listen(64)
     host, port = listener.getsockname()
-    env = os.environ | {"ENVIRONMENT": "test", "DATABASE_URL": database_url}
+    env = os.environ | {
+        "ENVIRONMENT": "test",
+        "DATABASE_URL": database_url,
+        "RATE_LIMIT_LOGIN_ACCOUNT": "5/minute",
+        "RATE_LIMIT_KEY_PREFIX": f"e2e-{uuid.uuid4().hex}",
+    }
+    if TEST_REDIS_URL:  # the production shape: counters in Redis
+        env["REDIS_URL"] = TEST_REDIS_URL
     process = subprocess.Popen(  # noqa: S603 - fixed argv built from this interpreter
         [
             sys.executable,
@@ -50,6 +60,11 @@ def server(database_url: str) -> Iterator[str]:
         # re-raises the signal so the exit status names what stopped it.
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == -signal.SIGTERM
+        if TEST_REDIS_URL:  # the counters it left (they would expire on their own anyway)
+            with Redis.from_url(TEST_REDIS_URL) as redis:
+                keys = list(redis.scan_iter(f"{env['RATE_LIMIT_KEY_PREFIX']}*"))
+                if keys:
+                    redis.delete(*keys)
 
 
 @pytest.fixture
@@ -138,3 +153,16 @@ def test_posts_and_votes_over_http(http: httpx.Client) -> None:
 
     assert http.delete(f"/api/v1/posts/{post_id}", headers=auth).status_code == 204
     assert_problem(http.get(f"/api/v1/posts/{post_id}"), 404, "post_not_found")
+
+
+def test_rate_limits_over_http(http: httpx.Client) -> None:
+    email = unique_email()
+    attempts = [
+        http.post("/api/v1/login", data={"username": email, "password": "guess"}) for _ in range(6)
+    ]
+
+    assert [r.status_code for r in attempts] == [401] * 5 + [429]
+    assert_problem(attempts[-1], 429, "rate_limited")
+    assert int(attempts[-1].headers["retry-after"]) >= 1
+    read = http.get("/api/v1/posts")
+    assert read.headers["ratelimit-policy"] == '"read";q=300;w=60'

@@ -32,6 +32,7 @@ from app.domains.users import service as users_service
 from app.domains.users.errors import EmailTaken
 from app.domains.users.schemas import UserRead
 from app.errors import problem_responses
+from app.rate_limit import RateLimit, login_account_key
 from app.settings import AppSettings
 
 router = APIRouter()
@@ -45,13 +46,20 @@ UserAgent = Annotated[str | None, Header(include_in_schema=False)]
     response_model=UserRead,
     responses=problem_responses(EmailTaken),
     tags=["users"],
+    dependencies=[RateLimit("register")],
 )
 async def create_user(body: UserCreate, session: DbSession, hasher: Hasher) -> UserRead:
     user = await service.register(session, hasher, email=body.email, password=body.password)
     return UserRead.model_validate(user)
 
 
-@router.get("/users/me", response_model=UserRead, responses=_authenticated, tags=["users"])
+@router.get(
+    "/users/me",
+    response_model=UserRead,
+    responses=_authenticated,
+    tags=["users"],
+    dependencies=[RateLimit("read")],
+)
 async def read_current_user(user: CurrentUser) -> UserRead:
     return UserRead.model_validate(user)
 
@@ -61,6 +69,7 @@ async def read_current_user(user: CurrentUser) -> UserRead:
     response_model=UserRead,
     responses=_authenticated | problem_responses(InvalidCurrentPassword, EmailTaken),
     tags=["users"],
+    dependencies=[RateLimit("login")],
 )
 async def update_current_user(
     body: UserUpdate, user: CurrentUser, session: DbSession, hasher: Hasher
@@ -69,7 +78,11 @@ async def update_current_user(
 
 
 @router.delete(
-    "/users/me", status_code=status.HTTP_204_NO_CONTENT, responses=_authenticated, tags=["users"]
+    "/users/me",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=_authenticated,
+    tags=["users"],
+    dependencies=[RateLimit("write")],
 )
 async def delete_current_user(user: CurrentUser, session: DbSession) -> None:
     await users_service.delete_user(session, user)
@@ -80,6 +93,7 @@ async def delete_current_user(user: CurrentUser, session: DbSession) -> None:
     response_model=TokenPair,
     responses=problem_responses(InvalidCredentials),
     tags=["auth"],
+    dependencies=[RateLimit("login"), RateLimit("login_account", key=login_account_key)],
 )
 async def login(
     form: Annotated[LoginForm, Form()],
@@ -103,6 +117,7 @@ async def login(
     response_model=TokenPair,
     responses=problem_responses(InvalidRefreshToken, RefreshTokenSuperseded, RefreshTokenReused),
     tags=["auth"],
+    dependencies=[RateLimit("refresh")],
 )
 async def refresh_tokens(
     body: RefreshRequest, session: DbSession, settings: AppSettings, user_agent: UserAgent = None
@@ -112,7 +127,12 @@ async def refresh_tokens(
     )
 
 
-@router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT, tags=["auth"])
+@router.post(
+    "/auth/logout",
+    status_code=status.HTTP_204_NO_CONTENT,
+    tags=["auth"],
+    dependencies=[RateLimit("refresh")],
+)
 async def logout(body: RefreshRequest, session: DbSession) -> None:
     await service.logout(session, refresh_token=body.refresh_token)
 
@@ -122,13 +142,18 @@ async def logout(body: RefreshRequest, session: DbSession) -> None:
     status_code=status.HTTP_204_NO_CONTENT,
     responses=_authenticated,
     tags=["auth"],
+    dependencies=[RateLimit("write")],
 )
 async def logout_all(user: CurrentUser, session: DbSession) -> None:
     await service.logout_all(session, user)
 
 
 @router.get(
-    "/auth/sessions", response_model=list[SessionRead], responses=_authenticated, tags=["auth"]
+    "/auth/sessions",
+    response_model=list[SessionRead],
+    responses=_authenticated,
+    tags=["auth"],
+    dependencies=[RateLimit("read")],
 )
 async def list_sessions(identity: CurrentIdentity, session: DbSession) -> list[SessionRead]:
     return await service.list_sessions(session, identity)
@@ -139,6 +164,7 @@ async def list_sessions(identity: CurrentIdentity, session: DbSession) -> list[S
     status_code=status.HTTP_204_NO_CONTENT,
     responses=_authenticated | problem_responses(SessionNotFound),
     tags=["auth"],
+    dependencies=[RateLimit("write")],
 )
 async def end_session(session_id: uuid.UUID, user: CurrentUser, session: DbSession) -> None:
     await service.end_session(session, user, session_id)

@@ -14,6 +14,7 @@ from app.domains.posts.dependencies import OwnedPost, PostId, VisiblePost
 from app.domains.posts.errors import NotPostOwner, PostNotFound
 from app.domains.posts.schemas import NO_NUL, PostCreate, PostPage, PostRead, PostUpdate
 from app.errors import problem_responses
+from app.rate_limit import RateLimit
 
 router = APIRouter(prefix="/posts", tags=["posts"])
 _signed_in = problem_responses(NotAuthenticated, InvalidToken)
@@ -21,7 +22,12 @@ _visible = _signed_in | problem_responses(PostNotFound)
 _owned = _visible | problem_responses(NotPostOwner)
 
 
-@router.get("", response_model=PostPage, responses=problem_responses(InvalidToken))
+@router.get(
+    "",
+    response_model=PostPage,
+    responses=problem_responses(InvalidToken),
+    dependencies=[RateLimit("read")],
+)
 async def list_posts(
     session: DbSession,
     viewer: OptionalUser,
@@ -39,7 +45,13 @@ async def list_posts(
     return await service.list_posts(session, viewer, search=search, limit=limit, offset=offset)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=PostRead, responses=_signed_in)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=PostRead,
+    responses=_signed_in,
+    dependencies=[RateLimit("write")],
+)
 async def create_post(body: PostCreate, user: CurrentUser, session: DbSession) -> PostRead:
     return await service.create_post(session, user, body)
 
@@ -48,28 +60,46 @@ async def create_post(body: PostCreate, user: CurrentUser, session: DbSession) -
     "/{post_id}",
     response_model=PostRead,
     responses=problem_responses(InvalidToken, PostNotFound),
+    dependencies=[RateLimit("read")],
 )
 async def read_post(post_id: PostId, session: DbSession, viewer: OptionalUser) -> PostRead:
     return await service.read_post(session, post_id, viewer)
 
 
-@router.patch("/{post_id}", response_model=PostRead, responses=_owned)
+@router.patch(
+    "/{post_id}", response_model=PostRead, responses=_owned, dependencies=[RateLimit("write")]
+)
 async def update_post(
     body: PostUpdate, user: CurrentUser, post: OwnedPost, session: DbSession
 ) -> PostRead:
     return await service.update_post(session, post, body, user)
 
 
-@router.delete("/{post_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_owned)
+@router.delete(
+    "/{post_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=_owned,
+    dependencies=[RateLimit("write")],
+)
 async def delete_post(post: OwnedPost, session: DbSession) -> None:
     await service.delete_post(session, post)
 
 
-@router.put("/{post_id}/vote", status_code=status.HTTP_204_NO_CONTENT, responses=_visible)
+@router.put(
+    "/{post_id}/vote",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=_visible,
+    dependencies=[RateLimit("write")],
+)
 async def cast_vote(user: CurrentUser, post: VisiblePost, session: DbSession) -> None:
     await service.vote(session, post, user)
 
 
-@router.delete("/{post_id}/vote", status_code=status.HTTP_204_NO_CONTENT, responses=_visible)
+@router.delete(
+    "/{post_id}/vote",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=_visible,
+    dependencies=[RateLimit("write")],
+)
 async def withdraw_vote(user: CurrentUser, post: VisiblePost, session: DbSession) -> None:
     await service.unvote(session, post, user)

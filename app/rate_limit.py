@@ -1,0 +1,259 @@
+"""Rate limiting: route classes, keys and headers. Counting is the `limits` library's.
+
+Every API route declares its class in one place, `dependencies=[RateLimit("read")]`. A
+request is counted under `user:{id}` when it carries a valid access token, else under
+`ip:{address}`. Responses carry `RateLimit-Policy` and `RateLimit` (IETF httpapi
+RateLimit header fields draft); a refused request gets 429 `rate_limited` with
+`Retry-After`. If the counter store fails, the auth classes fail closed (503) and reads and
+writes fail open, each logged once per outage and counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import ipaddress
+import logging
+import math
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar, Final
+
+from fastapi import Depends, Request, Response
+from limits import RateLimitItem, parse
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.strategies import (
+    FixedWindowRateLimiter,
+    MovingWindowRateLimiter,
+    SlidingWindowCounterRateLimiter,
+)
+from limits.aio.strategies import (
+    RateLimiter as Strategy,
+)
+from redis.asyncio import BlockingConnectionPool
+
+from app.domains.auth.tokens import InvalidAccessToken, decode_access_token
+from app.domains.users.schemas import normalize_email
+from app.errors import ProblemError, carry_header
+from app.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+# Classes whose routes would hand an attacker unmetered guesses if the limiter were down.
+FAIL_CLOSED: Final = frozenset({"login", "login_account", "register", "refresh", "oauth"})
+POLICIES: Final = ("login", "login_account", "register", "refresh", "oauth", "read", "write")
+_STRATEGIES: Final[dict[str, type[Strategy]]] = {
+    "fixed-window": FixedWindowRateLimiter,
+    "sliding-window-counter": SlidingWindowCounterRateLimiter,
+    "moving-window": MovingWindowRateLimiter,
+}
+
+
+class RateLimited(ProblemError):
+    status = 429
+    code = "rate_limited"
+    title = "Too Many Requests"
+    detail = "Too many requests of this kind; wait before trying again."
+
+
+class StoreUnavailable(Exception):
+    """The counter store did not answer in time; the policy says whether to fail closed."""
+
+    def __init__(self, policy: Policy) -> None:
+        super().__init__(policy.name)
+        self.policy = policy
+
+
+class RateLimiterUnavailable(ProblemError):
+    status = 503
+    code = "rate_limiter_unavailable"
+    title = "Service Unavailable"
+    detail = "This action is paused while its abuse protection is unavailable."
+    default_headers: ClassVar[dict[str, str]] = {"Retry-After": "5"}
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    name: str
+    limit: RateLimitItem
+    fail_closed: bool
+
+    @property
+    def header(self) -> str:
+        # RateLimit-Policy item: quota `q` per window `w` seconds.
+        return f'"{self.name}";q={self.limit.amount};w={self.limit.get_expiry()}'
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    policy: Policy
+    allowed: bool
+    remaining: int
+    reset_seconds: int
+
+    @property
+    def header(self) -> str:
+        # RateLimit item: `r` requests remain, the window resets in `t` seconds.
+        return f'"{self.policy.name}";r={self.remaining};t={self.reset_seconds}'
+
+
+class RateLimiter:
+    """The counters of one application instance, in Redis or (embedded mode) in memory."""
+
+    def __init__(self, settings: Settings) -> None:
+        config = settings.rate_limit
+        self.enabled = config.enabled
+        self.timeout = config.timeout_seconds
+        self.policies = {
+            name: Policy(name, parse(config.limit_for(name)), name in FAIL_CLOSED)
+            for name in POLICIES
+        }
+        self._pool: BlockingConnectionPool | None = None
+        storage: Storage
+        if settings.redis.url:
+            # A bounded pool that makes a burst queue for a connection (within the timeout)
+            # rather than fail: a fail-open class would otherwise admit the burst unmetered.
+            self._pool = BlockingConnectionPool.from_url(
+                settings.redis.url,
+                max_connections=config.max_connections,
+                timeout=config.timeout_seconds,
+                socket_timeout=config.timeout_seconds,
+                socket_connect_timeout=config.timeout_seconds,
+            )
+            storage = RedisStorage(
+                f"async+{settings.redis.url}",
+                implementation="redispy",
+                key_prefix=config.key_prefix,
+                # limits types its options as scalars but passes them to redis-py, which
+                # takes a pool: ours, so shutdown can close it.
+                connection_pool=self._pool,  # type: ignore[arg-type]
+            )
+        else:
+            storage = MemoryStorage()
+        self._strategy = _STRATEGIES[config.strategy](storage)
+        # Outcomes per policy: allowed, refused, failed_open, failed_closed.
+        self.decisions: Counter[tuple[str, str]] = Counter()
+        self._failing = False
+
+    async def hit(self, policy_name: str, key: str) -> Decision:
+        """Count one request. Raises `StoreUnavailable` when the store does not answer."""
+        policy = self.policies[policy_name]
+        try:
+            async with asyncio.timeout(self.timeout):
+                allowed = await self._strategy.hit(policy.limit, policy.name, key)
+                stats = await self._strategy.get_window_stats(policy.limit, policy.name, key)
+        except Exception as exc:
+            self._storage_failed(exc)
+            outcome = "failed_closed" if policy.fail_closed else "failed_open"
+            self.decisions[policy.name, outcome] += 1
+            raise StoreUnavailable(policy) from exc
+        self._storage_answered()
+        self.decisions[policy.name, "allowed" if allowed else "refused"] += 1
+        reset = max(0, math.ceil(stats.reset_time - time.time()))
+        return Decision(policy, allowed, stats.remaining, reset)
+
+    def _storage_failed(self, exc: Exception) -> None:
+        if not self._failing:  # once per outage, not once per request
+            logger.warning(
+                "Rate-limit store unavailable (%s): auth routes refuse, reads and writes pass",
+                type(exc).__name__,
+            )
+        self._failing = True
+
+    def _storage_answered(self) -> None:
+        if self._failing:
+            logger.warning("Rate-limit store reachable again")
+        self._failing = False
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.aclose()
+
+
+def client_address(request: Request, settings: Settings) -> str:
+    """The caller's IP address, as far as this deployment can know it.
+
+    With `TRUST_PROXY_HEADERS`, X-Forwarded-For is read from the right: each trusted proxy
+    appends the address it saw, so the entry `trusted_proxy_count` from the end is the one
+    the outermost trusted proxy vouches for. Entries to its left are whatever the client
+    sent and are never used.
+    """
+    peer = request.client.host if request.client else "unknown"
+    if not settings.trust_proxy_headers:
+        return peer
+    hops = [h.strip() for h in ",".join(request.headers.getlist("x-forwarded-for")).split(",")]
+    hops = [h for h in hops if h]
+    if len(hops) < settings.trusted_proxy_count:
+        return peer
+    candidate = hops[-settings.trusted_proxy_count]
+    try:
+        return str(ipaddress.ip_address(candidate))
+    except ValueError:  # a misconfigured hop count or a broken proxy: do not trust it
+        return peer
+
+
+KeyFunction = Callable[[Request], Awaitable[str | None]]
+
+
+async def caller_key(request: Request) -> str:
+    """`user:{id}` for a caller with a valid access token, else `ip:{address}`.
+
+    One token used from many addresses shares one bucket. Only the signature and claims are
+    checked here; an invalid token is counted by address and refused later by the route.
+    """
+    settings: Settings = request.app.state.settings
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token:
+        try:
+            return f"user:{decode_access_token(settings, token.strip()).user_id}"
+        except InvalidAccessToken:
+            pass
+    return f"ip:{client_address(request, settings)}"
+
+
+async def login_account_key(request: Request) -> str | None:
+    """The account a login form names, hashed so no address is stored in the counter store."""
+    form = await request.form()
+    username = form.get("username")
+    if not isinstance(username, str) or not username:
+        return None  # the form is incomplete: validation answers 422
+    digest = hashlib.sha256(normalize_email(username).encode()).hexdigest()[:32]
+    return f"account:{digest}"
+
+
+class PolicyCheck:
+    """The dependency `RateLimit()` builds: counts the request under one policy."""
+
+    def __init__(self, policy: str, key: KeyFunction) -> None:
+        if policy not in POLICIES:
+            raise ValueError(f"unknown rate-limit policy {policy!r}; known: {', '.join(POLICIES)}")
+        self.policy = policy
+        self.key = key
+
+    async def __call__(self, request: Request, response: Response) -> None:
+        limiter: RateLimiter = request.state.rate_limiter
+        if not limiter.enabled:
+            return
+        bucket = await self.key(request)
+        if bucket is None:
+            return
+        try:
+            decision = await limiter.hit(self.policy, bucket)
+        except StoreUnavailable as exc:
+            if exc.policy.fail_closed:
+                raise RateLimiterUnavailable from exc
+            return  # reads and writes go on unmetered rather than fail
+        headers = {"RateLimit-Policy": decision.policy.header, "RateLimit": decision.header}
+        if not decision.allowed:
+            retry_after = str(max(1, decision.reset_seconds))
+            raise RateLimited(headers=headers | {"Retry-After": retry_after})
+        for name, value in headers.items():
+            response.headers.append(name, value)
+            carry_header(request, name, value)
+
+
+def RateLimit(policy: str, *, key: KeyFunction = caller_key) -> Any:
+    """`dependencies=[RateLimit("read")]`: the route's rate-limit class, in one visible place."""
+    return Depends(PolicyCheck(policy, key))

@@ -1,0 +1,113 @@
+"""Rate-limit keys, policies and the store-outage bookkeeping."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+from limits import RateLimitItem
+from limits.util import WindowStats
+from pydantic import ValidationError
+from starlette.requests import Request
+
+from app.rate_limit import (
+    FAIL_CLOSED,
+    POLICIES,
+    RateLimit,
+    RateLimiter,
+    StoreUnavailable,
+    client_address,
+)
+from app.settings import RateLimitSettings
+from tests.support import make_settings
+
+
+def _request(peer: str | None, *forwarded: str) -> Request:
+    headers = [(b"x-forwarded-for", value.encode()) for value in forwarded]
+    scope: dict[str, Any] = {"type": "http", "headers": headers, "client": None}
+    if peer:
+        scope["client"] = (peer, 50000)
+    return Request(scope)
+
+
+@pytest.mark.parametrize(
+    ("trusted", "hops", "forwarded", "expected"),
+    [
+        (False, 1, ["6.6.6.6"], "10.0.0.5"),  # never read unless trusted
+        (True, 1, ["6.6.6.6, 203.0.113.9"], "203.0.113.9"),  # the proxy's own entry
+        (True, 2, ["6.6.6.6, 203.0.113.9, 10.1.1.1"], "203.0.113.9"),  # two proxies
+        (True, 1, ["6.6.6.6", "203.0.113.9"], "203.0.113.9"),  # split over header lines
+        (True, 2, ["203.0.113.9"], "10.0.0.5"),  # fewer hops than proxies: the peer
+        (True, 1, ["not-an-ip"], "10.0.0.5"),  # garbage is not trusted
+        (True, 1, ["2001:db8::1"], "2001:db8::1"),
+        (True, 1, [], "10.0.0.5"),
+    ],
+)
+def test_client_address(trusted: bool, hops: int, forwarded: list[str], expected: str) -> None:
+    settings = make_settings("sqlite://", trust_proxy_headers=trusted, trusted_proxy_count=hops)
+
+    assert client_address(_request("10.0.0.5", *forwarded), settings) == expected
+
+
+def test_a_request_without_a_peer_address() -> None:
+    assert client_address(_request(None), make_settings("sqlite://")) == "unknown"
+
+
+def test_unknown_policies_are_refused_at_import_time() -> None:
+    with pytest.raises(ValueError, match="unknown rate-limit policy 'reads'"):
+        RateLimit("reads")
+
+
+def test_auth_classes_fail_closed_and_the_rest_open() -> None:
+    assert {"login", "login_account", "register", "refresh", "oauth"} == FAIL_CLOSED
+    assert set(POLICIES) - FAIL_CLOSED == {"read", "write"}
+
+
+@pytest.mark.parametrize("value", ["ten per minute", "10/fortnight", ""])
+def test_unreadable_limits_are_refused_at_start_up(value: str) -> None:
+    with pytest.raises(ValidationError):
+        RateLimitSettings(_env_file=None, read=value)
+
+
+def test_the_register_policy_reads_its_own_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RATE_LIMIT_REGISTER", "3/day")
+
+    assert RateLimitSettings(_env_file=None).limit_for("register") == "3/day"
+
+
+class _FlakyStrategy:
+    """Stands in for the counter store's client: fails while `down` is set."""
+
+    def __init__(self) -> None:
+        self.down = True
+
+    async def hit(self, item: RateLimitItem, *identifiers: str) -> bool:
+        if self.down:
+            raise ConnectionError("store unreachable")
+        return True
+
+    async def get_window_stats(self, item: RateLimitItem, *identifiers: str) -> WindowStats:
+        return WindowStats(reset_time=0.0, remaining=item.amount - 1)
+
+
+async def test_an_outage_is_logged_once_and_its_end_once(caplog: pytest.LogCaptureFixture) -> None:
+    limiter = RateLimiter(make_settings("sqlite://", rate_limit={"enabled": True}))
+    store = _FlakyStrategy()
+    limiter._strategy = store  # type: ignore[assignment]  # simulate the store going away
+
+    with caplog.at_level(logging.WARNING, logger="app.rate_limit"):
+        for _ in range(3):
+            with pytest.raises(StoreUnavailable):
+                await limiter.hit("read", "ip:1")
+        store.down = False
+        for _ in range(2):
+            assert (await limiter.hit("read", "ip:1")).allowed
+
+    messages = [r.getMessage() for r in caplog.records if r.name == "app.rate_limit"]
+    assert len(messages) == 2
+    assert "unavailable" in messages[0]
+    assert "reachable again" in messages[1]
+    assert limiter.decisions["read", "failed_open"] == 3
+    assert limiter.decisions["read", "allowed"] == 2
+    await limiter.close()
