@@ -151,8 +151,10 @@ def _create_sqlite_engine(
         # which breaks savepoints and transactional migrations: turn that off and let
         # SQLAlchemy emit BEGIN itself (SQLAlchemy docs, "Serializable isolation / Savepoints").
         dbapi_connection.isolation_level = None
-        # SQLite's own lower() folds ASCII only; Python's folds all of Unicode, so
-        # case-insensitive search (ILIKE, rendered as lower() LIKE lower()) matches PostgreSQL.
+        # SQLite's own lower() folds ASCII only; Python's folds the rest of Unicode too, so
+        # case-insensitive search (ILIKE, rendered as lower() LIKE lower()) works beyond
+        # ASCII. PostgreSQL lower-cases by its database locale: the two agree on most text
+        # and differ on a few letters (Greek final sigma, Turkish dotted I).
         dbapi_connection.create_function("lower", 1, _unicode_lower, deterministic=True)
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")

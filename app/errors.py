@@ -141,6 +141,13 @@ class DatabaseUnavailable(ProblemError):
     default_headers: ClassVar[dict[str, str]] = {"Retry-After": "5"}
 
 
+class ConcurrentChange(ProblemError):
+    status = HTTPStatus.CONFLICT
+    code = "concurrent_change"
+    title = "Conflict"
+    detail = "The request collided with a change made at the same moment. Try it again."
+
+
 # Failures of the database's availability, not of the request: unreachable or restarted
 # server, no free connection in the pool, SQLite's lock held past its busy timeout.
 DATABASE_DOWN = (
@@ -306,8 +313,16 @@ async def _handle_database_down(request: Request, exc: Exception) -> ProblemJSON
     return await _handle_problem(request, DatabaseUnavailable())
 
 
+async def _handle_integrity(request: Request, exc: Exception) -> ProblemJSONResponse:
+    # Domain code checks its rules first (and locks what it changes), so a constraint that
+    # still fails means another transaction got there between the check and the write.
+    logger.warning("Constraint failed on %s: %s", request.url.path, type(exc.__cause__).__name__)
+    return await _handle_problem(request, ConcurrentChange())
+
+
 def install_error_handlers(app: FastAPI) -> None:
     _register(app, Exception, _handle_unexpected)
+    _register(app, sqlalchemy_exc.IntegrityError, _handle_integrity)
     for exc_class in DATABASE_DOWN:
         _register(app, exc_class, _handle_database_down)
     _register(app, ProblemError, _handle_problem)

@@ -73,6 +73,14 @@ async def insert_row(value: int, session: DbSession) -> dict[str, int]:
     return {"value": value}
 
 
+@router.post("/dangling-vote")
+async def insert_dangling_vote(session: DbSession) -> None:
+    # A vote for a post that does not exist: what a lost race with a deletion looks like.
+    await session.execute(
+        text("INSERT INTO votes (user_id, post_id, created_at) VALUES (0, 0, '2030-01-01')")
+    )
+
+
 @router.post("/rows/{value}/then-fail")
 async def insert_row_then_fail(value: int, session: DbSession) -> None:
     await session.execute(text("INSERT INTO probe_rows (value) VALUES (:v)"), {"v": value})

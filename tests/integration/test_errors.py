@@ -181,3 +181,9 @@ async def test_valid_json_body_is_accepted(client: httpx.AsyncClient) -> None:
 
     assert response.status_code == 201
     assert response.json() == {"text": "hi", "secret": None}
+
+
+async def test_a_constraint_lost_to_a_concurrent_change_is_a_409(client: httpx.AsyncClient) -> None:
+    response = await client.post("/api/v1/probe/dangling-vote")
+
+    assert_problem(response, 409, "concurrent_change")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import ColumnElement, RowMapping, func, or_, select
@@ -42,13 +43,23 @@ def _view_columns(viewer_id: int | None) -> tuple[Any, ...]:
 async def page(
     session: AsyncSession, *, viewer_id: int | None, search: str | None, limit: int, offset: int
 ) -> Sequence[RowMapping]:
-    """Newest first; `id` breaks ties so pages never overlap or skip a post."""
-    query = (
-        select(*_view_columns(viewer_id))
+    """Newest first; `id` breaks ties so pages never overlap or skip a post.
+
+    The page's ids are chosen first and the vote columns computed for those rows only, so
+    a deep offset skips rows without counting votes for each of them.
+    """
+    page_ids = (
+        select(Post.id)
         .where(_visible_to(viewer_id), *_matching(search))
         .order_by(Post.created_at.desc(), Post.id.desc())
         .limit(limit)
         .offset(offset)
+        .subquery()
+    )
+    query = (
+        select(*_view_columns(viewer_id))
+        .join(page_ids, page_ids.c.id == Post.id)
+        .order_by(Post.created_at.desc(), Post.id.desc())
     )
     return (await session.execute(query)).mappings().all()
 
@@ -64,8 +75,27 @@ async def view(session: AsyncSession, post_id: int, viewer_id: int | None) -> Ro
     return (await session.execute(query)).mappings().one_or_none()
 
 
-async def get_visible(session: AsyncSession, post_id: int, viewer_id: int | None) -> Post | None:
-    return await session.scalar(select(Post).where(Post.id == post_id, _visible_to(viewer_id)))
+class Lock(StrEnum):
+    """How a loaded post is held until the transaction ends (PostgreSQL row locks)."""
+
+    KEY_SHARE = "key_share"  # it cannot be deleted meanwhile: enough to add a vote to it
+    UPDATE = "update"  # nobody else may change or delete it: for edits and deletion
+
+
+async def get_visible(
+    session: AsyncSession, post_id: int, viewer_id: int | None, *, lock: Lock
+) -> Post | None:
+    """The post, if `viewer_id` may see it, locked as asked.
+
+    A request that lost a race with a deletion then finds nothing (404) instead of failing
+    on a foreign key or a vanished row.
+    """
+    query = select(Post).where(Post.id == post_id, _visible_to(viewer_id))
+    if lock is Lock.KEY_SHARE:
+        query = query.with_for_update(read=True, key_share=True)
+    else:
+        query = query.with_for_update()
+    return await session.scalar(query.execution_options(populate_existing=True))
 
 
 async def add(session: AsyncSession, post: Post) -> Post:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Self
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from app.domains.posts.models import CONTENT_MAX_LENGTH, TITLE_MAX_LENGTH
 
@@ -34,12 +34,14 @@ class PostUpdate(BaseModel):
     content: Content | None = None
     published: bool | None = None
 
-    @model_validator(mode="after")
-    def _no_nulls(self) -> Self:
-        nulls = sorted(f for f in self.model_fields_set if getattr(self, f) is None)
-        if nulls:
-            raise ValueError(f"{', '.join(nulls)} cannot be null")
-        return self
+    # Runs only for fields that were sent (defaults are not validated): an explicit null is
+    # refused at its own location, `["body", "title"]`.
+    @field_validator("title", "content", "published")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("may be left out, but not set to null")
+        return value
 
 
 class PostRead(BaseModel):

@@ -42,5 +42,8 @@ async def change_email(session: AsyncSession, user: User, email: str) -> None:
 
 
 async def delete_user(session: AsyncSession, user: User) -> None:
+    """Delete the account. The database cascades to everything it owns (sessions, posts,
+    votes) without an event per row; `user.deleted` tells consumers to drop the rest."""
     await repository.delete_by_id(session, user.id)
     session.expunge(user)
+    outbox.record(session, "user.deleted", {"user_id": user.id})

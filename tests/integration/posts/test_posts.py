@@ -112,10 +112,14 @@ async def test_a_draft_exists_only_for_its_owner(client: httpx.AsyncClient) -> N
     assert (await client.get(path, headers=author.headers)).status_code == 200
     for headers in ({}, other.headers):
         assert_problem(await client.get(path, headers=headers), 404, "post_not_found")
-    patch = await client.patch(path, json={"title": "x"}, headers=other.headers)
-    assert_problem(patch, 404, "post_not_found")
-    vote = await client.put(f"{path}/vote", headers=other.headers)
-    assert_problem(vote, 404, "post_not_found")
+    for method, suffix, body in [
+        ("PATCH", "", {"title": "x"}),
+        ("DELETE", "", None),
+        ("PUT", "/vote", None),
+        ("DELETE", "/vote", None),
+    ]:
+        response = await client.request(method, path + suffix, json=body, headers=other.headers)
+        assert_problem(response, 404, "post_not_found")
 
 
 async def test_partial_update_changes_only_what_is_sent(
@@ -151,15 +155,37 @@ async def test_an_update_that_changes_nothing_records_nothing(
 
 
 @pytest.mark.parametrize(
-    "body", [{"title": None}, {"published": None}, {"title": ""}, {"owner_id": 2}, {"id": 5}]
+    ("body", "field"),
+    [
+        ({"title": None}, "title"),
+        ({"content": None}, "content"),
+        ({"published": None}, "published"),
+        ({"title": ""}, "title"),
+        ({"owner_id": 2}, "owner_id"),
+        ({"id": 5}, "id"),
+    ],
 )
-async def test_invalid_updates_are_422(client: httpx.AsyncClient, body: dict[str, object]) -> None:
+async def test_invalid_updates_are_422_at_the_field(
+    client: httpx.AsyncClient, body: dict[str, object], field: str
+) -> None:
     author = await make_account(client)
     post = await make_post(client, author)
 
     response = await client.patch(f"/api/v1/posts/{post['id']}", json=body, headers=author.headers)
 
-    assert_problem(response, 422, "validation_failed")
+    problem = assert_problem(response, 422, "validation_failed")
+    assert problem["errors"][0]["loc"] == ["body", field]
+
+
+async def test_unpublishing_hides_a_post_from_everyone_else(client: httpx.AsyncClient) -> None:
+    author, reader = await make_account(client), await make_account(client)
+    post = await make_post(client, author)
+    path = f"/api/v1/posts/{post['id']}"
+
+    await client.patch(path, json={"published": False}, headers=author.headers)
+
+    assert_problem(await client.get(path, headers=reader.headers), 404, "post_not_found")
+    assert (await client.get(path, headers=author.headers)).json()["published"] is False
 
 
 async def test_only_the_owner_may_edit_or_delete(client: httpx.AsyncClient) -> None:
@@ -229,3 +255,13 @@ async def test_a_deleted_posts_id_is_never_given_to_another(client: httpx.AsyncC
     second = await make_post(client, author)
 
     assert second["id"] > first["id"]
+
+
+async def test_deleting_an_account_records_user_deleted(
+    client: httpx.AsyncClient, database: Database
+) -> None:
+    leaving = await make_account(client)
+
+    await client.delete("/api/v1/users/me", headers=leaving.headers)
+
+    assert {"user_id": leaving.id} in await _events(database, "user.deleted")

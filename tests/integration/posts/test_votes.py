@@ -81,3 +81,5 @@ async def test_an_author_may_vote_on_their_own_draft(client: httpx.AsyncClient) 
     response = await client.put(f"/api/v1/posts/{draft['id']}/vote", headers=author.headers)
 
     assert response.status_code == 204
+    seen = (await client.get(f"/api/v1/posts/{draft['id']}", headers=author.headers)).json()
+    assert (seen["votes"], seen["voted"]) == (1, True)

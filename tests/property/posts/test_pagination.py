@@ -38,7 +38,12 @@ async def world(client: httpx.AsyncClient, database: Database) -> dict[str, Any]
                 )
             )
         await session.commit()
-    return {"alice": alice, "bob": bob, "marker": marker}
+    async with database.sessionmaker() as session:
+        posts = (await session.scalars(select(Post).where(Post.title.startswith(marker)))).all()
+    # The documented order, stated independently: newest first, the larger id first on ties.
+    ranked = sorted(posts, key=lambda p: (p.created_at, p.id), reverse=True)
+    order = {post.id: rank for rank, post in enumerate(ranked)}
+    return {"alice": alice, "bob": bob, "marker": marker, "order": order}
 
 
 async def _all_pages(
@@ -77,8 +82,10 @@ async def test_pages_partition_the_visible_posts(
     pages, totals = await _all_pages(client, world["marker"], limit, viewer)
     seen = [post_id for page in pages for post_id in page]
     expected = await _visible_ids(database, world["marker"], viewer)
+    order = world["order"]
 
     assert len(seen) == len(set(seen))  # no post on two pages
+    assert seen == sorted(seen, key=lambda post_id: order[post_id])  # newest first, then id
     assert set(seen) == expected  # together, exactly the visible posts
     assert totals == {len(expected)}  # every page reports the same, true total
     assert all(len(page) == limit for page in pages[:-1])  # only the last page is short
