@@ -79,6 +79,7 @@ class Policy:
     name: str
     limit: RateLimitItem
     fail_closed: bool
+    strategy: Strategy
 
     @property
     def header(self) -> str:
@@ -106,12 +107,27 @@ class RateLimiter:
         config = settings.rate_limit
         self.enabled = config.enabled
         self.timeout = config.timeout_seconds
+        self._pool: BlockingConnectionPool | None = None
+        storage = self._storage(settings)
+        # The auth classes (which also fail closed) count exactly; the rest cheaply.
+        auth, other = (
+            _STRATEGIES[name](storage) for name in (config.auth_strategy, config.strategy)
+        )
         self.policies = {
-            name: Policy(name, parse(config.limit_for(name)), name in FAIL_CLOSED)
+            name: Policy(
+                name,
+                parse(config.limit_for(name)),
+                fail_closed=name in FAIL_CLOSED,
+                strategy=auth if name in FAIL_CLOSED else other,
+            )
             for name in POLICIES
         }
-        self._pool: BlockingConnectionPool | None = None
-        storage: Storage
+        # Outcomes per policy: allowed, refused, failed_open, failed_closed.
+        self.decisions: Counter[tuple[str, str]] = Counter()
+        self._failing = False
+
+    def _storage(self, settings: Settings) -> Storage:
+        config = settings.rate_limit
         if settings.redis.url:
             # A bounded pool that makes a burst queue for a connection (within the timeout)
             # rather than fail: a fail-open class would otherwise admit the burst unmetered.
@@ -122,7 +138,7 @@ class RateLimiter:
                 socket_timeout=config.timeout_seconds,
                 socket_connect_timeout=config.timeout_seconds,
             )
-            storage = RedisStorage(
+            return RedisStorage(
                 f"async+{settings.redis.url}",
                 implementation="redispy",
                 key_prefix=config.key_prefix,
@@ -130,20 +146,15 @@ class RateLimiter:
                 # takes a pool: ours, so shutdown can close it.
                 connection_pool=self._pool,  # type: ignore[arg-type]
             )
-        else:
-            storage = MemoryStorage()
-        self._strategy = _STRATEGIES[config.strategy](storage)
-        # Outcomes per policy: allowed, refused, failed_open, failed_closed.
-        self.decisions: Counter[tuple[str, str]] = Counter()
-        self._failing = False
+        return MemoryStorage()
 
     async def hit(self, policy_name: str, key: str) -> Decision:
         """Count one request. Raises `StoreUnavailable` when the store does not answer."""
         policy = self.policies[policy_name]
         try:
             async with asyncio.timeout(self.timeout):
-                allowed = await self._strategy.hit(policy.limit, policy.name, key)
-                stats = await self._strategy.get_window_stats(policy.limit, policy.name, key)
+                allowed = await policy.strategy.hit(policy.limit, policy.name, key)
+                stats = await policy.strategy.get_window_stats(policy.limit, policy.name, key)
         except Exception as exc:
             self._storage_failed(exc)
             outcome = "failed_closed" if policy.fail_closed else "failed_open"

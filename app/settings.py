@@ -145,6 +145,7 @@ class AuthSettings(BaseSettings):
 
 
 RateLimitString = Annotated[str, AfterValidator(_check_rate_limit)]
+Strategy = Literal["fixed-window", "sliding-window-counter", "moving-window"]
 
 
 class RateLimitSettings(BaseSettings):
@@ -153,12 +154,13 @@ class RateLimitSettings(BaseSettings):
     model_config = _group("RATE_LIMIT_")
 
     enabled: bool = True
-    # sliding-window-counter: two counters per key and no double burst at a window edge.
-    # fixed-window: one counter, cheapest, but up to twice the limit across an edge.
-    # moving-window: exact, but stores every hit.
-    strategy: Literal["fixed-window", "sliding-window-counter", "moving-window"] = (
-        "sliding-window-counter"
-    )
+    # How requests are counted (bench/rate_limit_strategies.py measures them): fixed-window
+    # lets a client double its limit across a window edge; sliding-window-counter keeps an
+    # edge burst near the limit at the lowest cost, but over-admits a little for a steady
+    # client; moving-window is exact and stores one entry per request, which is cheap at
+    # the small limits of the auth classes.
+    strategy: Strategy = "sliding-window-counter"  # read and write
+    auth_strategy: Strategy = "moving-window"  # login, login_account, register, refresh, oauth
     # A slow or unreachable Redis gives up after this long (then fails open or closed).
     timeout_seconds: float = Field(default=0.5, gt=0)
     max_connections: int = Field(default=32, ge=1)

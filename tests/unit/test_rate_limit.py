@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -94,7 +95,8 @@ class _FlakyStrategy:
 async def test_an_outage_is_logged_once_and_its_end_once(caplog: pytest.LogCaptureFixture) -> None:
     limiter = RateLimiter(make_settings("sqlite://", rate_limit={"enabled": True}))
     store = _FlakyStrategy()
-    limiter._strategy = store  # type: ignore[assignment]  # simulate the store going away
+    # Simulate the store going away under the read policy.
+    limiter.policies["read"] = replace(limiter.policies["read"], strategy=store)  # type: ignore[arg-type]
 
     with caplog.at_level(logging.WARNING, logger="app.rate_limit"):
         for _ in range(3):
