@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, TypedDict
@@ -9,10 +10,11 @@ from typing import Any, TypedDict
 from fastapi import APIRouter, FastAPI
 from starlette.middleware import Middleware
 
-from app import health
+from app import health, outbox
 from app.db import Database
 from app.domains import discover
 from app.errors import DatabaseUnavailable, install_error_handlers, install_problem_openapi
+from app.mail import mailer_from_settings
 from app.middleware import (
     ApiVersionMiddleware,
     NoStoreMiddleware,
@@ -21,6 +23,7 @@ from app.middleware import (
     request_id_middleware,
 )
 from app.observability import configure_logging
+from app.outbox import HandlerContext
 from app.rate_limit import RateLimited, RateLimiter, RateLimiterUnavailable
 from app.settings import Settings, get_settings
 
@@ -49,12 +52,13 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     async def lifespan(_app: FastAPI) -> AsyncIterator[State]:
         db = database or Database.from_settings(settings.database)
         limiter = RateLimiter(settings)
-        try:
-            yield {"database": db, "rate_limiter": limiter}
-        finally:
-            await limiter.close()
-            if database is None:
-                await db.dispose()
+        async with _embedded_relay(settings, db):
+            try:
+                yield {"database": db, "rate_limiter": limiter}
+            finally:
+                await limiter.close()
+                if database is None:
+                    await db.dispose()
 
     # Outermost first: each entry wraps everything below it.
     middleware = [
@@ -94,6 +98,22 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         api_errors=(RateLimited, RateLimiterUnavailable, DatabaseUnavailable),
     )
     return app
+
+
+@asynccontextmanager
+async def _embedded_relay(settings: Settings, database: Database) -> AsyncIterator[None]:
+    """Without Redis there is no worker process: relay outbox events from here."""
+    if settings.redis.url or not settings.outbox.relay_enabled:
+        yield
+        return
+    context = HandlerContext(settings=settings, mailer=mailer_from_settings(settings.smtp))
+    stop = asyncio.Event()
+    task = asyncio.create_task(outbox.relay(database, context, stop), name="outbox-relay")
+    try:
+        yield
+    finally:
+        stop.set()
+        await task
 
 
 def api_router() -> APIRouter:

@@ -1,18 +1,38 @@
 """Transactional outbox: side effects are recorded as events in the same transaction as the
-domain change that causes them, so an event exists exactly when its change committed."""
+domain change that causes them, then claimed, handed to a handler and retried until done.
+
+Lifecycle: `pending` (due at `available_at`) -> `queued` (claimed by a dispatcher, held until
+`locked_until`) -> `completed`; a failing handler sends the event back to `pending` with
+capped exponential backoff, and after `max_attempts` to `failed` (the dead letter), from
+where an operator can replay it. A queued event whose job vanished (worker killed, Redis
+flushed) is reaped back to `pending` once its lock expires. Handlers must be idempotent:
+an event can be handed over more than once; `first_time()` records an effect per event.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Index, String, Text
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, select, update
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import NEVER_REUSE_IDS, Base, BigIntId, str_enum, utcnow
+from app.db import NEVER_REUSE_IDS, Base, BigIntId, Database, str_enum, utcnow
+from app.mail import Mailer
+from app.settings import OutboxSettings, Settings
+
+logger = logging.getLogger(__name__)
 
 
 class OutboxStatus(StrEnum):
@@ -26,6 +46,7 @@ class OutboxEvent(Base):
     __tablename__ = "outbox_events"
     __table_args__ = (
         Index("ix_outbox_events_status_available_at", "status", "available_at"),
+        Index("ix_outbox_events_status_locked_until", "status", "locked_until"),
         NEVER_REUSE_IDS,
     )
 
@@ -52,3 +73,213 @@ def record(session: AsyncSession, topic: str, payload: dict[str, Any]) -> Outbox
     event = OutboxEvent(topic=topic, payload=payload)
     session.add(event)
     return event
+
+
+class OutboxEffect(Base):
+    """An effect a handler has applied for an event, so a second run can skip it."""
+
+    __tablename__ = "outbox_effects"
+
+    event_id: Mapped[int] = mapped_column(
+        BigIntId, ForeignKey("outbox_events.id", ondelete="CASCADE"), primary_key=True
+    )
+    effect: Mapped[str] = mapped_column(String(100), primary_key=True)
+    applied_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+@dataclass(frozen=True, slots=True)
+class HandlerContext:
+    """What a handler may use besides its session and event."""
+
+    settings: Settings
+    mailer: Mailer
+
+
+Handler = Callable[[AsyncSession, OutboxEvent, HandlerContext], Awaitable[None]]
+_HANDLERS: dict[str, Handler] = {}
+
+
+def handler(topic: str) -> Callable[[Handler], Handler]:
+    """Register the handler of `topic` (in a domain's `tasks.py`). One handler a topic."""
+
+    def register(function: Handler) -> Handler:
+        if _HANDLERS.setdefault(topic, function) is not function:
+            raise ValueError(f"{topic!r} already has a handler")
+        return function
+
+    return register
+
+
+def handled_topics() -> frozenset[str]:
+    return frozenset(_HANDLERS)
+
+
+async def first_time(session: AsyncSession, event: OutboxEvent, effect: str) -> bool:
+    """Record that `effect` is applied for `event`; False when an earlier run already did.
+
+    The record commits with the event's completion: a run that crashes before that leaves
+    no record, and the effect is applied again (at least once, never twice once done).
+    """
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    statement = (
+        insert(OutboxEffect)
+        .values(event_id=event.id, effect=effect, applied_at=utcnow())
+        .on_conflict_do_nothing()
+        .returning(OutboxEffect.event_id)
+    )
+    return await session.scalar(statement) is not None
+
+
+# The dispatcher hands a claimed event to this: an ARQ enqueue, or the in-process relay.
+Enqueue = Callable[[int, str], Awaitable[None]]
+
+
+async def reap(session: AsyncSession, now: datetime) -> int:
+    """Queued events whose lock expired go back to pending: their job never finished."""
+    result = await session.execute(
+        update(OutboxEvent)
+        .where(OutboxEvent.status == OutboxStatus.QUEUED, OutboxEvent.locked_until < now)
+        .values(status=OutboxStatus.PENDING, locked_until=None)
+        .returning(OutboxEvent.id)
+    )
+    return len(result.all())
+
+
+async def claim(
+    session: AsyncSession, settings: OutboxSettings, now: datetime
+) -> Sequence[tuple[int, str]]:
+    """Mark due events `queued`, oldest first, and return (id, claim) for each.
+
+    The claim names this hand-over (attempt number and claim time): enqueueing the same
+    claim twice is one job, while an event reaped and claimed again gets a job of its own.
+    `SKIP LOCKED` lets dispatchers run side by side on PostgreSQL without taking the same
+    event; SQLite runs one write transaction at a time anyway.
+    """
+    due = (
+        await session.execute(
+            select(OutboxEvent.id, OutboxEvent.attempts)
+            .where(OutboxEvent.status == OutboxStatus.PENDING, OutboxEvent.available_at <= now)
+            .order_by(OutboxEvent.id)
+            .limit(settings.batch_size)
+            .with_for_update(skip_locked=True)
+        )
+    ).all()
+    if due:
+        await session.execute(
+            update(OutboxEvent)
+            .where(OutboxEvent.id.in_([event_id for event_id, _ in due]))
+            .values(
+                status=OutboxStatus.QUEUED,
+                locked_until=now + timedelta(seconds=settings.visibility_timeout_seconds),
+            )
+        )
+    stamp = int(now.timestamp() * 1000)
+    return [(event_id, f"{attempts}-{stamp}") for event_id, attempts in due]
+
+
+async def dispatch(database: Database, settings: OutboxSettings, enqueue: Enqueue) -> int:
+    """One dispatcher pass: reap expired locks, claim due events, hand them over."""
+    async with database.sessionmaker() as session:
+        now = utcnow()
+        await reap(session, now)
+        claimed = await claim(session, settings, now)
+        await session.commit()
+    for event_id, claim_id in claimed:
+        await enqueue(event_id, claim_id)
+    return len(claimed)
+
+
+async def process(database: Database, event_id: int, context: HandlerContext) -> None:
+    """Run the event's handler; complete it, or schedule its retry, in one transaction."""
+    async with database.sessionmaker() as session:
+        event = await session.scalar(
+            select(OutboxEvent)
+            .where(OutboxEvent.id == event_id)
+            .with_for_update(skip_locked=True)  # another worker has it in hand: leave it
+        )
+        if event is None or event.status in (OutboxStatus.COMPLETED, OutboxStatus.FAILED):
+            return
+        run = _HANDLERS.get(event.topic)
+        try:
+            if run is None:
+                raise LookupError(f"no handler is registered for topic {event.topic!r}")
+            async with session.begin_nested():  # a failed handler leaves nothing behind
+                await run(session, event, context)
+        except Exception as exc:
+            _fail(event, exc, context.settings.outbox, permanent=run is None)
+        else:
+            event.status, event.processed_at, event.locked_until = (
+                OutboxStatus.COMPLETED,
+                utcnow(),
+                None,
+            )
+        await session.commit()
+
+
+def _fail(event: OutboxEvent, exc: Exception, settings: OutboxSettings, *, permanent: bool) -> None:
+    event.attempts += 1
+    event.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+    event.locked_until = None
+    if permanent or event.attempts >= settings.max_attempts:
+        event.status = OutboxStatus.FAILED
+        logger.error("Outbox event %s (%s) failed for good: %s", event.id, event.topic, exc)
+        return
+    backoff = min(settings.retry_cap_seconds, settings.retry_base_seconds * 2**event.attempts)
+    jitter = random.uniform(0.5, 1.0)  # noqa: S311 - spreads retries, not a secret
+    event.status = OutboxStatus.PENDING
+    event.available_at = utcnow() + timedelta(seconds=backoff * jitter)
+    logger.warning("Outbox event %s (%s) failed, retrying: %s", event.id, event.topic, exc)
+
+
+async def relay(database: Database, context: HandlerContext, stop: asyncio.Event) -> None:
+    """The embedded mode's worker: dispatch and handle events in this process until `stop`.
+
+    It goes through the same claim and process steps as the ARQ worker, handing each event
+    straight to `process` instead of to a queue.
+    """
+    settings = context.settings.outbox
+
+    async def handle_now(event_id: int, _claim: str) -> None:
+        await process(database, event_id, context)
+
+    while not stop.is_set():
+        try:
+            handled = await dispatch(database, settings, handle_now)
+        except Exception:
+            logger.exception("Outbox relay pass failed; trying again")
+            handled = 0
+        if not handled:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), settings.dispatch_interval_seconds)
+
+
+async def release(database: Database, event_id: int) -> None:
+    """Give a queued event back at once (a worker shutting down mid-job)."""
+    async with database.sessionmaker() as session:
+        await session.execute(
+            update(OutboxEvent)
+            .where(OutboxEvent.id == event_id, OutboxEvent.status == OutboxStatus.QUEUED)
+            .values(status=OutboxStatus.PENDING, locked_until=None)
+        )
+        await session.commit()
+
+
+async def replay(session: AsyncSession, event_ids: Sequence[int] | None = None) -> list[int]:
+    """Send failed events (all of them when `event_ids` is None) back to pending."""
+    query = (
+        update(OutboxEvent)
+        .where(OutboxEvent.status == OutboxStatus.FAILED)
+        .values(status=OutboxStatus.PENDING, attempts=0, available_at=utcnow())
+        .returning(OutboxEvent.id)
+    )
+    if event_ids is not None:
+        query = query.where(OutboxEvent.id.in_(event_ids))
+    return sorted((await session.execute(query)).scalars())
+
+
+async def events_with_status(
+    session: AsyncSession, status: OutboxStatus, limit: int = 100
+) -> Sequence[OutboxEvent]:
+    query = select(OutboxEvent).where(OutboxEvent.status == status).order_by(OutboxEvent.id)
+    return (await session.scalars(query.limit(limit))).all()

@@ -221,6 +221,17 @@ async def caller_key(request: Request) -> str:
             return f"user:{decode_access_token(settings, token.strip()).user_id}"
         except InvalidAccessToken:
             pass
+    return await address_key(request)
+
+
+async def address_key(request: Request) -> str:
+    """`ip:{address}`, whatever credentials the request carries.
+
+    The classes that guard sign-in and sign-up count by address: keyed by user, an attacker
+    could attach a different account's token to each attempt and get a fresh bucket each
+    time.
+    """
+    settings: Settings = request.app.state.settings
     return f"ip:{client_address(request, settings)}"
 
 
@@ -265,6 +276,11 @@ class PolicyCheck:
             carry_header(request, name, value)
 
 
-def RateLimit(policy: str, *, key: KeyFunction = caller_key) -> Any:
-    """`dependencies=[RateLimit("read")]`: the route's rate-limit class, in one visible place."""
-    return Depends(PolicyCheck(policy, key))
+def RateLimit(policy: str, *, key: KeyFunction | None = None) -> Any:
+    """`dependencies=[RateLimit("read")]`: the route's rate-limit class, in one visible place.
+
+    By default the auth classes count by address (`address_key`) and reads and writes by
+    caller (`caller_key`).
+    """
+    default = address_key if policy in FAIL_CLOSED else caller_key
+    return Depends(PolicyCheck(policy, key or default))

@@ -9,10 +9,9 @@ from functools import lru_cache
 from typing import Annotated, Any, Literal, cast
 
 from fastapi import Depends, Request
-from limits import parse
+from limits import parse_many
 from pydantic import (
     AfterValidator,
-    AliasChoices,
     Field,
     SecretStr,
     field_validator,
@@ -49,7 +48,8 @@ def _group(prefix: str) -> SettingsConfigDict:
 
 
 def _check_rate_limit(value: str) -> str:
-    parse(value)  # raises ValueError for anything `limits` cannot read
+    if len(parse_many(value)) != 1:  # raises ValueError for anything `limits` cannot read
+        raise ValueError("one limit per policy, such as 10/minute")
     return value
 
 
@@ -151,7 +151,7 @@ Strategy = Literal["fixed-window", "sliding-window-counter", "moving-window"]
 class RateLimitSettings(BaseSettings):
     """`RATE_LIMIT_*`: one policy per route class, written as `limits` strings ("10/minute")."""
 
-    model_config = _group("RATE_LIMIT_")
+    model_config = _group("RATE_LIMIT_") | {"populate_by_name": True}
 
     enabled: bool = True
     # How requests are counted (bench/rate_limit_strategies.py measures them): fixed-window
@@ -168,9 +168,7 @@ class RateLimitSettings(BaseSettings):
     login: RateLimitString = "10/minute"  # per client IP
     login_account: RateLimitString = "20/hour"  # per submitted email, whatever the IP
     # `register` is a BaseSettings attribute: the field takes another name, the same variable.
-    register_: RateLimitString = Field(  # type: ignore[pydantic-alias]  # it has a default
-        default="10/hour", validation_alias=AliasChoices("register", "RATE_LIMIT_REGISTER")
-    )
+    register_: RateLimitString = Field(default="10/hour", validation_alias="RATE_LIMIT_REGISTER")
     refresh: RateLimitString = "60/minute"
     oauth: RateLimitString = "20/minute"
     read: RateLimitString = "300/minute"
@@ -178,6 +176,41 @@ class RateLimitSettings(BaseSettings):
 
     def limit_for(self, policy: str) -> str:
         return str(getattr(self, "register_" if policy == "register" else policy))
+
+
+class OutboxSettings(BaseSettings):
+    """`OUTBOX_*`: how recorded events are dispatched, retried and given up on."""
+
+    model_config = _group("OUTBOX_")
+
+    # How often the dispatcher looks for due events (worker cron, or the embedded relay).
+    dispatch_interval_seconds: int = Field(default=1, ge=1, le=60)
+    batch_size: int = Field(default=100, ge=1, le=10_000)
+    # A queued event whose job has not finished by then is queued again (worker killed,
+    # Redis flushed). Longer than any handler may take.
+    visibility_timeout_seconds: int = Field(default=120, ge=1)
+    max_attempts: int = Field(default=8, ge=1)
+    # Retry n waits min(cap, base * 2^n) seconds, scaled by a random 50-100 %.
+    retry_base_seconds: float = Field(default=2.0, gt=0)
+    retry_cap_seconds: float = Field(default=600.0, gt=0)
+    queue_name: str = "outbox"
+    # Without REDIS_URL there is no worker: the API process dispatches and handles events.
+    relay_enabled: bool = True
+
+
+class SmtpSettings(BaseSettings):
+    """`SMTP_*`: outgoing mail. Without a host, mail is written to the log instead."""
+
+    model_config = _group("SMTP_")
+
+    host: str | None = None
+    port: int = Field(default=587, ge=1, le=65535)
+    username: str | None = None
+    password: SecretStr | None = None
+    # "starttls" upgrades a plain connection (port 587); "tls" connects over TLS (465).
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    timeout_seconds: float = Field(default=10.0, gt=0)
+    sender: str = "no-reply@example.com"
 
 
 class Settings(BaseSettings):
@@ -203,6 +236,8 @@ class Settings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
+    outbox: OutboxSettings = Field(default_factory=OutboxSettings)
+    smtp: SmtpSettings = Field(default_factory=SmtpSettings)
 
     @field_validator("trusted_hosts", mode="before")
     @classmethod

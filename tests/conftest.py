@@ -6,6 +6,7 @@ end; without it, the run uses a temporary SQLite file. Either way Alembic builds
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import uuid
@@ -77,6 +78,24 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     try:
         command.upgrade(alembic_config(url), "head")
         yield url
+    finally:
+        if TEST_DATABASE_URL:
+            drop_postgres_database(url, TEST_DATABASE_URL)
+
+
+@pytest.fixture
+async def private_engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    """An engine on a database of this test's own, migrated to head and dropped afterwards:
+    for code that acts on every row of a table, such as the outbox dispatcher."""
+    if TEST_DATABASE_URL:
+        url = create_postgres_database(TEST_DATABASE_URL)
+    else:
+        url = f"sqlite+aiosqlite:///{tmp_path / 'private.db'}"
+    try:
+        await asyncio.to_thread(command.upgrade, alembic_config(url), "head")
+        engine = create_engine(DatabaseSettings(_env_file=None, url=url))
+        yield engine
+        await engine.dispose()
     finally:
         if TEST_DATABASE_URL:
             drop_postgres_database(url, TEST_DATABASE_URL)

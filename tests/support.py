@@ -14,6 +14,7 @@ from app.settings import (
     ApiSettings,
     AuthSettings,
     DatabaseSettings,
+    OutboxSettings,
     RateLimitSettings,
     RedisSettings,
     Settings,
@@ -31,11 +32,13 @@ def make_settings(
     api: dict[str, Any] | None = None,
     auth: dict[str, Any] | None = None,
     rate_limit: dict[str, Any] | None = None,
+    outbox: dict[str, Any] | None = None,
     **overrides: Any,
 ) -> Settings:
     """Settings for a test: only what the test says, never the developer's `.env`.
 
-    Password hashing is made cheap, and rate limiting is off, unless a test asks otherwise.
+    Password hashing is made cheap, and rate limiting and the embedded outbox relay are off,
+    unless a test asks otherwise.
     """
     return Settings(
         _env_file=None,
@@ -45,6 +48,7 @@ def make_settings(
         api=ApiSettings(_env_file=None, **(api or {})),
         auth=AuthSettings(_env_file=None, **(CHEAP_HASHING | (auth or {}))),
         rate_limit=RateLimitSettings(_env_file=None, **({"enabled": False} | (rate_limit or {}))),
+        outbox=OutboxSettings(_env_file=None, **({"relay_enabled": False} | (outbox or {}))),
         **overrides,
     )
 

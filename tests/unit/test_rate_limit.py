@@ -65,7 +65,7 @@ def test_auth_classes_fail_closed_and_the_rest_open() -> None:
     assert set(POLICIES) - FAIL_CLOSED == {"read", "write"}
 
 
-@pytest.mark.parametrize("value", ["ten per minute", "10/fortnight", ""])
+@pytest.mark.parametrize("value", ["ten per minute", "10/fortnight", "", "10/minute;100/hour"])
 def test_unreadable_limits_are_refused_at_start_up(value: str) -> None:
     with pytest.raises(ValidationError):
         RateLimitSettings(_env_file=None, read=value)
@@ -73,8 +73,11 @@ def test_unreadable_limits_are_refused_at_start_up(value: str) -> None:
 
 def test_the_register_policy_reads_its_own_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RATE_LIMIT_REGISTER", "3/day")
+    monkeypatch.setenv("REGISTER", "1/day")  # unprefixed: not ours
 
     assert RateLimitSettings(_env_file=None).limit_for("register") == "3/day"
+    by_name = RateLimitSettings(_env_file=None, register_="5/day")  # type: ignore[call-arg]
+    assert by_name.limit_for("register") == "5/day"  # (mypy sees only the variable's name)
 
 
 class _FlakyStrategy:

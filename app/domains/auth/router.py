@@ -32,7 +32,7 @@ from app.domains.users import service as users_service
 from app.domains.users.errors import EmailTaken
 from app.domains.users.schemas import UserRead
 from app.errors import problem_responses
-from app.rate_limit import RateLimit, login_account_key
+from app.rate_limit import RateLimit, caller_key, login_account_key
 from app.settings import AppSettings
 
 router = APIRouter()
@@ -69,7 +69,8 @@ async def read_current_user(user: CurrentUser) -> UserRead:
     response_model=UserRead,
     responses=_authenticated | problem_responses(InvalidCurrentPassword, EmailTaken),
     tags=["users"],
-    dependencies=[RateLimit("login")],
+    # It checks a password, so the login class; per account holder, who alone can call it.
+    dependencies=[RateLimit("login", key=caller_key)],
 )
 async def update_current_user(
     body: UserUpdate, user: CurrentUser, session: DbSession, hasher: Hasher

@@ -1,0 +1,59 @@
+"""Operator commands: `python -m app.cli outbox list --status failed`, `outbox replay ...`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from app import outbox
+from app.db import Database
+from app.outbox import OutboxStatus
+from app.settings import Settings, get_settings
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="python -m app.cli", description=__doc__)
+    commands = root.add_subparsers(dest="group", required=True)
+    events = commands.add_parser("outbox", help="inspect and replay outbox events")
+    actions = events.add_subparsers(dest="action", required=True)
+    listing = actions.add_parser("list", help="list events with a status")
+    listing.add_argument("--status", choices=[s.value for s in OutboxStatus], default="failed")
+    listing.add_argument("--limit", type=int, default=100)
+    replaying = actions.add_parser("replay", help="send failed events back to pending")
+    which = replaying.add_mutually_exclusive_group(required=True)
+    which.add_argument("ids", nargs="*", type=int, default=[], help="event ids")
+    which.add_argument("--all-failed", action="store_true", help="every failed event")
+    return root
+
+
+async def run(arguments: argparse.Namespace, settings: Settings) -> list[str]:
+    """Carry out one command; returns the lines to print."""
+    database = Database.from_settings(settings.database)
+    try:
+        async with database.sessionmaker() as session:
+            if arguments.action == "list":
+                events = await outbox.events_with_status(
+                    session, OutboxStatus(arguments.status), arguments.limit
+                )
+                return [
+                    f"{e.id}\t{e.topic}\tattempts={e.attempts}\t{e.last_error or ''}"
+                    for e in events
+                ]
+            replayed = await outbox.replay(session, None if arguments.all_failed else arguments.ids)
+            await session.commit()
+            return [f"replayed {len(replayed)}: {' '.join(map(str, replayed))}".rstrip(": ")]
+    finally:
+        await database.dispose()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = parser().parse_args(argv)
+    for line in asyncio.run(run(arguments, get_settings())):
+        sys.stdout.write(line + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

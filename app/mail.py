@@ -1,0 +1,56 @@
+"""Outgoing mail: SMTP when `SMTP_HOST` is set, otherwise the log (the embedded default)."""
+
+from __future__ import annotations
+
+import logging
+from email.message import EmailMessage
+from typing import Protocol
+
+import aiosmtplib
+
+from app.settings import SmtpSettings
+
+logger = logging.getLogger(__name__)
+
+
+class Mailer(Protocol):
+    async def send(self, message: EmailMessage) -> None: ...
+
+
+class LogMailer:
+    """Writes each message's envelope to the log: nothing leaves the machine."""
+
+    async def send(self, message: EmailMessage) -> None:
+        logger.info("Mail to %s: %s", message["To"], message["Subject"])
+
+
+class SmtpMailer:
+    def __init__(self, settings: SmtpSettings) -> None:
+        self.settings = settings
+
+    async def send(self, message: EmailMessage) -> None:
+        settings = self.settings
+        password = settings.password.get_secret_value() if settings.password else None
+        await aiosmtplib.send(
+            message,
+            hostname=settings.host,
+            port=settings.port,
+            username=settings.username,
+            password=password,
+            use_tls=settings.security == "tls",
+            start_tls=settings.security == "starttls",
+            timeout=settings.timeout_seconds,
+        )
+
+
+def mailer_from_settings(settings: SmtpSettings) -> Mailer:
+    return SmtpMailer(settings) if settings.host else LogMailer()
+
+
+def compose(settings: SmtpSettings, *, to: str, subject: str, body: str) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = settings.sender
+    message["To"] = to
+    message["Subject"] = subject
+    message.set_content(body)
+    return message

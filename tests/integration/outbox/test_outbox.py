@@ -1,0 +1,260 @@
+"""The outbox lifecycle: record, claim, process, retry, dead letter, reap and replay."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app import outbox
+from app.db import Database, utcnow
+from app.domains.users import service as users_service
+from app.domains.users.models import User
+from app.mail import LogMailer
+from app.outbox import HandlerContext, OutboxEvent, OutboxStatus
+from tests.factories import unique_email
+from tests.support import make_settings, unused_port
+
+CALLS: list[int] = []
+
+
+@outbox.handler("test.ok")
+async def _ok(session: AsyncSession, event: OutboxEvent, context: HandlerContext) -> None:
+    CALLS.append(event.id)
+
+
+@outbox.handler("test.broken")
+async def _broken(session: AsyncSession, event: OutboxEvent, context: HandlerContext) -> None:
+    raise RuntimeError("this handler always fails")
+
+
+@outbox.handler("test.bad_sql")
+async def _bad_sql(session: AsyncSession, event: OutboxEvent, context: HandlerContext) -> None:
+    await session.execute(text("SELECT * FROM no_such_table"))
+
+
+@pytest.fixture(autouse=True)
+def _calls() -> Iterator[None]:
+    CALLS.clear()
+    yield
+    CALLS.clear()
+
+
+def _context(**outbox_settings: Any) -> HandlerContext:
+    settings = make_settings("sqlite://", outbox=outbox_settings)
+    return HandlerContext(settings=settings, mailer=LogMailer())
+
+
+async def _record(database: Database, topic: str, count: int = 1, **fields: Any) -> list[int]:
+    async with database.sessionmaker() as session:
+        events = [outbox.record(session, topic, {"n": i}) for i in range(count)]
+        for event in events:
+            for name, value in fields.items():
+                setattr(event, name, value)
+        await session.commit()
+        return [event.id for event in events]
+
+
+async def _event(database: Database, event_id: int) -> OutboxEvent:
+    async with database.sessionmaker() as session:
+        return await session.get_one(OutboxEvent, event_id, populate_existing=True)
+
+
+async def _drain(database: Database, context: HandlerContext) -> list[int]:
+    """Claim everything due and process it at once: the embedded relay's pass."""
+    handed: list[int] = []
+
+    async def handle(event_id: int, _claim: str) -> None:
+        handed.append(event_id)
+        await outbox.process(database, event_id, context)
+
+    await outbox.dispatch(database, context.settings.outbox, handle)
+    return handed
+
+
+async def test_a_write_and_its_event_commit_or_roll_back_together(database: Database) -> None:
+    email = unique_email()
+    async with database.sessionmaker() as session:
+        user = await users_service.create_user(session, email=email, password_hash=None)
+        user_id = user.id
+        await session.rollback()
+
+    async with database.sessionmaker() as session:
+        assert await session.get(User, user_id) is None
+        events = (await session.scalars(select(OutboxEvent.payload))).all()
+    assert {"user_id": user_id} not in events
+
+
+async def test_claims_due_events_oldest_first_in_batches(database: Database) -> None:
+    context = _context(batch_size=2)
+    later = await _record(database, "test.ok", available_at=utcnow() + timedelta(hours=1))
+    due = await _record(database, "test.ok", 3)
+
+    first = await _drain(database, context)
+    second = await _drain(database, context)
+
+    assert [i for i in first + second if i in due] == due
+    assert len(first) == 2
+    assert (await _event(database, later[0])).status is OutboxStatus.PENDING
+    assert CALLS[-3:] == due
+
+
+async def test_a_claim_marks_events_queued_until_the_visibility_timeout(
+    database: Database,
+) -> None:
+    (event_id,) = await _record(database, "test.ok")
+    before = utcnow()
+    handed: list[int] = []
+
+    async def keep(event_id: int, _claim: str) -> None:
+        handed.append(event_id)
+
+    await outbox.dispatch(database, _context(visibility_timeout_seconds=30).settings.outbox, keep)
+
+    event = await _event(database, event_id)
+    assert event_id in handed
+    assert event.status is OutboxStatus.QUEUED
+    assert event.locked_until is not None
+    assert timedelta(seconds=29) <= event.locked_until - before <= timedelta(seconds=31)
+
+
+async def test_a_completed_event_is_not_run_again(database: Database) -> None:
+    (event_id,) = await _record(database, "test.ok")
+    context = _context()
+
+    await _drain(database, context)
+    await outbox.process(database, event_id, context)  # a duplicate delivery
+
+    event = await _event(database, event_id)
+    assert event.status is OutboxStatus.COMPLETED
+    assert event.processed_at is not None
+    assert CALLS.count(event_id) == 1
+
+
+async def test_failures_back_off_then_end_in_the_dead_letter(database: Database) -> None:
+    (event_id,) = await _record(database, "test.broken")
+    context = _context(max_attempts=3, retry_base_seconds=10, retry_cap_seconds=15)
+
+    await _drain(database, context)
+    first = await _event(database, event_id)
+    assert (first.status, first.attempts) == (OutboxStatus.PENDING, 1)
+    # Retry 1 waits min(15, 10 * 2) * jitter(0.5..1) = 7.5 to 15 s.
+    wait = first.available_at - utcnow()
+    assert timedelta(seconds=7) <= wait <= timedelta(seconds=15)
+    assert first.last_error == "RuntimeError: this handler always fails"
+
+    for _ in range(2):
+        await _make_due(database, event_id)
+        await _drain(database, context)
+
+    final = await _event(database, event_id)
+    assert (final.status, final.attempts) == (OutboxStatus.FAILED, 3)
+
+
+async def _make_due(database: Database, event_id: int) -> None:
+    async with database.sessionmaker() as session:
+        (await session.get_one(OutboxEvent, event_id)).available_at = utcnow()
+        await session.commit()
+
+
+async def test_an_unknown_topic_fails_at_once(database: Database) -> None:
+    (event_id,) = await _record(database, f"test.nobody-handles-{uuid.uuid4().hex}")
+
+    await _drain(database, _context(max_attempts=5))
+
+    event = await _event(database, event_id)
+    assert (event.status, event.attempts) == (OutboxStatus.FAILED, 1)
+    assert event.last_error is not None
+    assert "no handler is registered" in event.last_error
+
+
+async def test_a_handler_database_error_is_retried(database: Database) -> None:
+    (event_id,) = await _record(database, "test.bad_sql")
+
+    await _drain(database, _context())
+
+    event = await _event(database, event_id)
+    assert (event.status, event.attempts) == (OutboxStatus.PENDING, 1)
+    assert event.last_error is not None
+    assert "ProgrammingError" in event.last_error or "OperationalError" in event.last_error
+
+
+async def test_a_poison_event_fails_while_a_hundred_others_complete(database: Database) -> None:
+    ok = await _record(database, "test.ok", 100)
+    (poison,) = await _record(database, "test.broken")
+    context = _context(max_attempts=3, retry_base_seconds=0.001, retry_cap_seconds=0.002)
+
+    deadline = utcnow() + timedelta(seconds=20)
+    while (await _event(database, poison)).status is not OutboxStatus.FAILED:
+        assert utcnow() < deadline, "the poison event never reached the dead letter"
+        await _drain(database, context)
+
+    assert (await _event(database, poison)).attempts == 3
+    assert sorted(set(CALLS) & set(ok)) == ok
+
+
+async def test_the_reaper_requeues_events_whose_job_vanished(database: Database) -> None:
+    (event_id,) = await _record(
+        database,
+        "test.ok",
+        status=OutboxStatus.QUEUED,
+        locked_until=utcnow() - timedelta(seconds=1),
+    )
+
+    handed = await _drain(database, _context())
+
+    assert event_id in handed
+    assert (await _event(database, event_id)).status is OutboxStatus.COMPLETED
+
+
+async def test_replay_sends_failed_events_back_and_they_complete(database: Database) -> None:
+    (event_id,) = await _record(
+        database, "test.ok", status=OutboxStatus.FAILED, attempts=8, last_error="earlier"
+    )
+
+    async with database.sessionmaker() as session:
+        assert await outbox.replay(session, [event_id]) == [event_id]
+        await session.commit()
+    replayed = await _event(database, event_id)
+    await _drain(database, _context())
+
+    assert (replayed.status, replayed.attempts) == (OutboxStatus.PENDING, 0)
+    assert (await _event(database, event_id)).status is OutboxStatus.COMPLETED
+
+
+async def test_release_gives_a_queued_event_back(database: Database) -> None:
+    (event_id,) = await _record(
+        database, "test.ok", status=OutboxStatus.QUEUED, locked_until=utcnow() + timedelta(hours=1)
+    )
+
+    await outbox.release(database, event_id)
+
+    event = await _event(database, event_id)
+    assert (event.status, event.locked_until) == (OutboxStatus.PENDING, None)
+
+
+def test_a_topic_has_one_handler() -> None:
+    with pytest.raises(ValueError, match=r"'test\.ok' already has a handler"):
+        outbox.handler("test.ok")(_broken)
+
+
+async def test_the_relay_survives_a_failing_pass(caplog: pytest.LogCaptureFixture) -> None:
+    unreachable = Database.from_settings(
+        make_settings(f"postgresql+psycopg://postgres@127.0.0.1:{unused_port()}/db").database
+    )
+    stop = asyncio.Event()
+    relay = asyncio.create_task(outbox.relay(unreachable, _context(), stop))
+
+    deadline = utcnow() + timedelta(seconds=10)
+    while "Outbox relay pass failed" not in caplog.text:
+        assert utcnow() < deadline, "the relay never reported its failing pass"
+        await asyncio.sleep(0.05)
+    stop.set()
+    await asyncio.wait_for(relay, timeout=10)  # it stops when asked, failing or not
+    await unreachable.dispose()

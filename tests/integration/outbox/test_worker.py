@@ -1,0 +1,172 @@
+"""The ARQ worker: dispatch into Redis, process from it, heal lost jobs, release on shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from arq import create_pool
+from arq.connections import ArqRedis
+from arq.worker import Worker
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from app import outbox
+from app.db import Database, utcnow
+from app.outbox import HandlerContext, OutboxEvent, OutboxStatus
+from tests.conftest import TEST_REDIS_URL
+from tests.support import make_settings
+from worker.arq_worker import job_id, worker_settings
+
+needs_redis = pytest.mark.skipif(not TEST_REDIS_URL, reason="needs TEST_REDIS_URL")
+HANDLED: list[int] = []
+ENTERED = asyncio.Event()
+
+
+@outbox.handler("test.worker.ok")
+async def _ok(session: AsyncSession, event: OutboxEvent, context: HandlerContext) -> None:
+    HANDLED.append(event.id)
+
+
+@outbox.handler("test.worker.stuck")
+async def _stuck(session: AsyncSession, event: OutboxEvent, context: HandlerContext) -> None:
+    ENTERED.set()
+    await asyncio.Event().wait()  # until cancelled
+
+
+def _worker_settings(engine: AsyncEngine, redis_url: str, **outbox_settings: Any) -> type[Any]:
+    settings = make_settings(
+        engine.url.render_as_string(hide_password=False),
+        redis={"url": redis_url},
+        outbox={"queue_name": f"test-outbox-{uuid.uuid4().hex}"} | outbox_settings,
+    )
+    return worker_settings(settings)
+
+
+@pytest.fixture
+async def arq(private_engine: AsyncEngine) -> AsyncIterator[tuple[type[Any], dict[str, Any]]]:
+    """Worker settings on a queue of this test's own, started like ARQ starts them."""
+    assert TEST_REDIS_URL
+    settings_class = _worker_settings(private_engine, TEST_REDIS_URL, visibility_timeout_seconds=1)
+    redis: ArqRedis = await create_pool(
+        settings_class.redis_settings, default_queue_name=settings_class.queue_name
+    )
+    ctx: dict[str, Any] = {"redis": redis}
+    await settings_class.on_startup(ctx)
+    yield settings_class, ctx
+    await settings_class.on_shutdown(ctx)
+    await forget_queue(redis, settings_class.queue_name)
+    await redis.aclose()
+
+
+async def forget_queue(redis: Any, queue: str) -> None:
+    """Delete every key the worker made for `queue` (all of them contain its name)."""
+    keys = [key async for key in redis.scan_iter(f"*{queue}*")]
+    if keys:
+        await redis.delete(*keys)
+
+
+async def _record(engine: AsyncEngine, topic: str, count: int) -> list[int]:
+    async with Database(engine).sessionmaker() as session:
+        events = [outbox.record(session, topic, {"n": i}) for i in range(count)]
+        await session.commit()
+        return [event.id for event in events]
+
+
+async def _statuses(engine: AsyncEngine, ids: list[int]) -> list[OutboxStatus]:
+    async with engine.connect() as connection:
+        rows = await connection.execute(
+            select(OutboxEvent.status).where(OutboxEvent.id.in_(ids)).order_by(OutboxEvent.id)
+        )
+        return list(rows.scalars())
+
+
+async def _run_burst(settings_class: type[Any]) -> None:
+    """Run a worker until its queue is empty, as `python -m worker` would, then stop."""
+    names = (
+        "functions",
+        "on_startup",
+        "on_shutdown",
+        "redis_settings",
+        "queue_name",
+        "max_tries",
+        "job_timeout",
+        "keep_result",
+    )
+    worker = Worker(**{n: getattr(settings_class, n) for n in names}, burst=True, poll_delay=0.01)
+    try:
+        await worker.main()
+    finally:
+        await worker.close()
+
+
+def test_the_worker_needs_redis() -> None:
+    with pytest.raises(ValueError, match="needs REDIS_URL"):
+        worker_settings(make_settings("sqlite://"))
+
+
+def test_one_job_per_attempt() -> None:
+    assert job_id("outbox", 7, "0-1700000000000") == "outbox:event:7:0-1700000000000"
+    assert job_id("outbox", 7, "0-1") != job_id("outbox", 7, "0-2")
+
+
+@needs_redis
+async def test_dispatched_events_are_processed_by_a_worker(
+    private_engine: AsyncEngine, arq: tuple[type[Any], dict[str, Any]]
+) -> None:
+    settings_class, ctx = arq
+    ids = await _record(private_engine, "test.worker.ok", 5)
+    dispatch = settings_class.cron_jobs[0].coroutine
+
+    assert await dispatch(ctx) == 5
+    assert await dispatch(ctx) == 0  # queued events are not handed over again
+    await _run_burst(settings_class)
+
+    assert await _statuses(private_engine, ids) == [OutboxStatus.COMPLETED] * 5
+    assert sorted(i for i in HANDLED if i in ids) == ids
+
+
+@needs_redis
+async def test_jobs_lost_from_redis_are_healed_by_the_reaper(
+    private_engine: AsyncEngine, arq: tuple[type[Any], dict[str, Any]]
+) -> None:
+    settings_class, ctx = arq
+    ids = await _record(private_engine, "test.worker.ok", 3)
+    dispatch = settings_class.cron_jobs[0].coroutine
+    await dispatch(ctx)
+    # Redis loses everything it held for this queue (a FLUSHDB, limited to our keys).
+    redis: ArqRedis = ctx["redis"]
+    queue = settings_class.queue_name
+    jobs = [key for i in ids async for key in redis.scan_iter(f"arq:job:{queue}:event:{i}:*")]
+    await redis.delete(queue, *jobs)
+
+    deadline = utcnow().timestamp() + 10
+    while await dispatch(ctx) < 3:  # the reaper frees them once their 1 s lock expires
+        assert utcnow().timestamp() < deadline, "the reaper never re-queued the lost events"
+        await asyncio.sleep(0.1)
+    await _run_burst(settings_class)
+
+    assert await _statuses(private_engine, ids) == [OutboxStatus.COMPLETED] * 3
+
+
+async def test_a_job_cancelled_by_shutdown_releases_its_event(private_engine: AsyncEngine) -> None:
+    settings_class = _worker_settings(private_engine, "redis://127.0.0.1:1/0")
+    ctx: dict[str, Any] = {}
+    await settings_class.on_startup(ctx)
+    (event_id,) = await _record(private_engine, "test.worker.stuck", 1)
+    async with Database(private_engine).sessionmaker() as session:
+        await outbox.claim(session, make_settings("sqlite://").outbox, utcnow())
+        await session.commit()
+    ENTERED.clear()
+    job = asyncio.create_task(settings_class.functions[0].coroutine(ctx, event_id))
+    await asyncio.wait_for(ENTERED.wait(), timeout=10)
+
+    job.cancel()  # what ARQ does to the job in hand on SIGTERM
+    with pytest.raises(asyncio.CancelledError):
+        await job
+    await settings_class.on_shutdown(ctx)
+
+    assert await _statuses(private_engine, [event_id]) == [OutboxStatus.PENDING]

@@ -1,0 +1,1 @@
+"""The outbox worker process: ARQ settings and glue. The logic lives in `app.outbox`."""

@@ -1,0 +1,89 @@
+"""ARQ wiring: a cron job that dispatches due outbox events, and the job that processes one.
+
+Kept thin on purpose (ARQ is in maintenance mode upstream): swapping the queue means
+rewriting this module, not the outbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, ClassVar
+
+from arq import cron, func
+from arq.connections import RedisSettings
+
+from app import outbox
+from app.db import Database
+from app.domains import load_models
+from app.mail import mailer_from_settings
+from app.observability import configure_logging
+from app.outbox import HandlerContext
+from app.settings import Settings
+
+Context = dict[str, Any]
+
+
+def job_id(queue: str, event_id: int, claim: str) -> str:
+    """One job per claim: enqueueing a claim again adds nothing, while a retry or an event
+    reaped after its job vanished is a new claim, and a new job. The queue name is part of
+    every key the worker makes, so deployments sharing a Redis never meet."""
+    return f"{queue}:event:{event_id}:{claim}"
+
+
+def worker_settings(settings: Settings) -> type[Any]:
+    """The `WorkerSettings` class ARQ runs, built from the application's settings."""
+    redis_url = settings.redis.url
+    if not redis_url:
+        raise ValueError("the worker needs REDIS_URL; without it the API relays events itself")
+    config = settings.outbox
+    arq_redis = RedisSettings.from_dsn(redis_url)
+
+    async def startup(ctx: Context) -> None:
+        configure_logging(settings)
+        load_models()  # imports every domain's tasks.py, which registers the handlers
+        ctx["database"] = Database.from_settings(settings.database)
+        ctx["context"] = HandlerContext(settings, mailer_from_settings(settings.smtp))
+
+    async def shutdown(ctx: Context) -> None:
+        await ctx["database"].dispose()
+
+    async def dispatch_outbox(ctx: Context) -> int:
+        async def enqueue(event_id: int, claim: str) -> None:
+            await ctx["redis"].enqueue_job(
+                "process_outbox_event",
+                event_id,
+                _job_id=job_id(config.queue_name, event_id, claim),
+                _queue_name=config.queue_name,
+            )
+
+        return await outbox.dispatch(ctx["database"], config, enqueue)
+
+    async def process_outbox_event(ctx: Context, event_id: int) -> None:
+        try:
+            await outbox.process(ctx["database"], event_id, ctx["context"])
+        except asyncio.CancelledError:
+            # Shutting down mid-job (SIGTERM): hand the event back now, not after the
+            # visibility timeout. The handler's transaction has been rolled back.
+            await asyncio.shield(outbox.release(ctx["database"], event_id))
+            raise
+
+    class WorkerSettings:
+        functions: ClassVar = [func(process_outbox_event, name="process_outbox_event")]
+        cron_jobs: ClassVar = [
+            cron(
+                dispatch_outbox,
+                name=f"{config.queue_name}:dispatch",
+                second=set(range(0, 60, config.dispatch_interval_seconds)),
+                run_at_startup=True,
+                unique=True,  # one dispatcher pass at a time across workers
+            )
+        ]
+        on_startup = startup
+        on_shutdown = shutdown
+        redis_settings = arq_redis
+        queue_name = config.queue_name
+        max_tries = 1  # retries are the outbox's: backoff, attempts and the dead letter
+        job_timeout = config.visibility_timeout_seconds
+        keep_result = 0
+
+    return WorkerSettings
