@@ -179,15 +179,23 @@ async def claim(
 
 
 async def dispatch(database: Database, settings: OutboxSettings, enqueue: Enqueue) -> int:
-    """One dispatcher pass: reap expired locks, claim due events, hand them over."""
-    async with database.sessionmaker() as session:
-        now = utcnow()
-        await reap(session, now)
-        claimed = await claim(session, settings, now)
-        await session.commit()
-    for event_id, claim_id in claimed:
-        await enqueue(event_id, claim_id)
-    return len(claimed)
+    """One dispatcher pass: reap expired locks, then claim and hand over due events batch
+    by batch until a batch comes back short (or `max_batches_per_pass` were taken), so a
+    backlog drains in one pass instead of one batch per interval."""
+    handed = 0
+    for batch in range(settings.max_batches_per_pass):
+        async with database.sessionmaker() as session:
+            now = utcnow()
+            if batch == 0:
+                await reap(session, now)
+            claimed = await claim(session, settings, now)
+            await session.commit()
+        for event_id, claim_id in claimed:
+            await enqueue(event_id, claim_id)
+        handed += len(claimed)
+        if len(claimed) < settings.batch_size:
+            break
+    return handed
 
 
 async def process(database: Database, event_id: int, context: HandlerContext) -> None:

@@ -186,6 +186,8 @@ class OutboxSettings(BaseSettings):
     # How often the dispatcher looks for due events (worker cron, or the embedded relay).
     dispatch_interval_seconds: int = Field(default=1, ge=1, le=60)
     batch_size: int = Field(default=100, ge=1, le=10_000)
+    # A pass keeps claiming full batches up to this many, so a backlog drains quickly.
+    max_batches_per_pass: int = Field(default=50, ge=1)
     # A queued event whose job has not finished by then is queued again (worker killed,
     # Redis flushed). Longer than any handler may take.
     visibility_timeout_seconds: int = Field(default=120, ge=1)

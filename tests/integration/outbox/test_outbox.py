@@ -92,7 +92,7 @@ async def test_a_write_and_its_event_commit_or_roll_back_together(database: Data
 
 
 async def test_claims_due_events_oldest_first_in_batches(database: Database) -> None:
-    context = _context(batch_size=2)
+    context = _context(batch_size=2, max_batches_per_pass=1)
     later = await _record(database, "test.ok", available_at=utcnow() + timedelta(hours=1))
     due = await _record(database, "test.ok", 3)
 
@@ -103,6 +103,15 @@ async def test_claims_due_events_oldest_first_in_batches(database: Database) -> 
     assert len(first) == 2
     assert (await _event(database, later[0])).status is OutboxStatus.PENDING
     assert CALLS[-3:] == due
+
+
+async def test_a_pass_drains_a_backlog_batch_by_batch(database: Database) -> None:
+    due = await _record(database, "test.ok", 5)
+
+    capped = await _drain(database, _context(batch_size=2, max_batches_per_pass=2))
+    rest = await _drain(database, _context(batch_size=2))
+
+    assert (capped, rest) == (due[:4], due[4:])
 
 
 async def test_a_claim_marks_events_queued_until_the_visibility_timeout(
