@@ -52,13 +52,13 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     async def lifespan(_app: FastAPI) -> AsyncIterator[State]:
         db = database or Database.from_settings(settings.database)
         limiter = RateLimiter(settings)
-        async with _embedded_relay(settings, db):
-            try:
+        try:
+            async with _embedded_relay(settings, db):  # stops before the database closes
                 yield {"database": db, "rate_limiter": limiter}
-            finally:
-                await limiter.close()
-                if database is None:
-                    await db.dispose()
+        finally:
+            await limiter.close()
+            if database is None:
+                await db.dispose()
 
     # Outermost first: each entry wraps everything below it.
     middleware = [

@@ -132,50 +132,69 @@ async def first_time(session: AsyncSession, event: OutboxEvent, effect: str) -> 
 
 
 # The dispatcher hands a claimed event to this: an ARQ enqueue, or the in-process relay.
-Enqueue = Callable[[int, str], Awaitable[None]]
+Enqueue = Callable[[int], Awaitable[None]]
 
 
-async def reap(session: AsyncSession, now: datetime) -> int:
-    """Queued events whose lock expired go back to pending: their job never finished."""
-    result = await session.execute(
-        update(OutboxEvent)
+async def reap(session: AsyncSession, settings: OutboxSettings, now: datetime) -> int:
+    """Queued events whose lock expired: their job vanished (worker killed, Redis flushed).
+
+    They go back to pending, or to the dead letter once their attempts are used up (each
+    attempt is counted when it starts, so a handler that hangs or kills its worker uses
+    them up too). Rows a running handler holds are skipped, never waited for.
+    """
+    expired = (
+        select(OutboxEvent.id)
         .where(OutboxEvent.status == OutboxStatus.QUEUED, OutboxEvent.locked_until < now)
+        .with_for_update(skip_locked=True)
+    )
+    exhausted = OutboxEvent.attempts >= settings.max_attempts
+    failed = await session.execute(
+        update(OutboxEvent)
+        .where(OutboxEvent.id.in_(expired.scalar_subquery()), exhausted)
+        .values(status=OutboxStatus.FAILED, locked_until=None, last_error=_LOST)
+        .returning(OutboxEvent.id)
+    )
+    requeued = await session.execute(
+        update(OutboxEvent)
+        .where(OutboxEvent.id.in_(expired.scalar_subquery()), ~exhausted)
         .values(status=OutboxStatus.PENDING, locked_until=None)
         .returning(OutboxEvent.id)
     )
-    return len(result.all())
+    return len(failed.all()) + len(requeued.all())
 
 
-async def claim(
-    session: AsyncSession, settings: OutboxSettings, now: datetime
-) -> Sequence[tuple[int, str]]:
-    """Mark due events `queued`, oldest first, and return (id, claim) for each.
+_LOST = "its job never finished (worker stopped, timed out, or the queue lost it)"
 
-    The claim names this hand-over (attempt number and claim time): enqueueing the same
-    claim twice is one job, while an event reaped and claimed again gets a job of its own.
+
+async def claim(session: AsyncSession, settings: OutboxSettings, now: datetime) -> list[int]:
+    """Mark due events `queued`, oldest first, and return their ids.
+
     `SKIP LOCKED` lets dispatchers run side by side on PostgreSQL without taking the same
     event; SQLite runs one write transaction at a time anyway.
     """
     due = (
-        await session.execute(
-            select(OutboxEvent.id, OutboxEvent.attempts)
-            .where(OutboxEvent.status == OutboxStatus.PENDING, OutboxEvent.available_at <= now)
-            .order_by(OutboxEvent.id)
-            .limit(settings.batch_size)
-            .with_for_update(skip_locked=True)
+        (
+            await session.execute(
+                select(OutboxEvent.id)
+                .where(OutboxEvent.status == OutboxStatus.PENDING, OutboxEvent.available_at <= now)
+                .order_by(OutboxEvent.id)
+                .limit(settings.batch_size)
+                .with_for_update(skip_locked=True)
+            )
         )
-    ).all()
+        .scalars()
+        .all()
+    )
     if due:
         await session.execute(
             update(OutboxEvent)
-            .where(OutboxEvent.id.in_([event_id for event_id, _ in due]))
+            .where(OutboxEvent.id.in_(due))
             .values(
                 status=OutboxStatus.QUEUED,
                 locked_until=now + timedelta(seconds=settings.visibility_timeout_seconds),
             )
         )
-    stamp = int(now.timestamp() * 1000)
-    return [(event_id, f"{attempts}-{stamp}") for event_id, attempts in due]
+    return list(due)
 
 
 async def dispatch(database: Database, settings: OutboxSettings, enqueue: Enqueue) -> int:
@@ -187,11 +206,11 @@ async def dispatch(database: Database, settings: OutboxSettings, enqueue: Enqueu
         async with database.sessionmaker() as session:
             now = utcnow()
             if batch == 0:
-                await reap(session, now)
+                await reap(session, settings, now)
             claimed = await claim(session, settings, now)
             await session.commit()
-        for event_id, claim_id in claimed:
-            await enqueue(event_id, claim_id)
+        for event_id in claimed:
+            await enqueue(event_id)
         handed += len(claimed)
         if len(claimed) < settings.batch_size:
             break
@@ -199,14 +218,25 @@ async def dispatch(database: Database, settings: OutboxSettings, enqueue: Enqueu
 
 
 async def process(database: Database, event_id: int, context: HandlerContext) -> None:
-    """Run the event's handler; complete it, or schedule its retry, in one transaction."""
+    """Run a queued event's handler; complete it, or schedule its retry.
+
+    First, in a transaction of its own, the attempt is counted and the lock renewed, so an
+    attempt that never returns (a hang, a killed worker) still counts towards the dead
+    letter. Then the handler runs, in a savepoint, and the outcome commits with its work.
+    Anything but a `queued` event is left alone: a stale job for an event already done, or
+    one waiting out its backoff, does nothing.
+    """
+    settings = context.settings.outbox
     async with database.sessionmaker() as session:
-        event = await session.scalar(
-            select(OutboxEvent)
-            .where(OutboxEvent.id == event_id)
-            .with_for_update(skip_locked=True)  # another worker has it in hand: leave it
-        )
-        if event is None or event.status in (OutboxStatus.COMPLETED, OutboxStatus.FAILED):
+        event = await _lock_queued(session, event_id)
+        if event is None:
+            return
+        event.attempts += 1
+        event.locked_until = utcnow() + timedelta(seconds=settings.visibility_timeout_seconds)
+        await session.commit()
+    async with database.sessionmaker() as session:
+        event = await _lock_queued(session, event_id)
+        if event is None:  # pragma: no cover - only when another job took it in between
             return
         run = _HANDLERS.get(event.topic)
         try:
@@ -215,7 +245,7 @@ async def process(database: Database, event_id: int, context: HandlerContext) ->
             async with session.begin_nested():  # a failed handler leaves nothing behind
                 await run(session, event, context)
         except Exception as exc:
-            _fail(event, exc, context.settings.outbox, permanent=run is None)
+            _fail(event, f"{type(exc).__name__}: {exc}", settings, permanent=run is None)
         else:
             event.status, event.processed_at, event.locked_until = (
                 OutboxStatus.COMPLETED,
@@ -225,19 +255,28 @@ async def process(database: Database, event_id: int, context: HandlerContext) ->
         await session.commit()
 
 
-def _fail(event: OutboxEvent, exc: Exception, settings: OutboxSettings, *, permanent: bool) -> None:
-    event.attempts += 1
-    event.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+async def _lock_queued(session: AsyncSession, event_id: int) -> OutboxEvent | None:
+    return await session.scalar(
+        select(OutboxEvent)
+        .where(OutboxEvent.id == event_id, OutboxEvent.status == OutboxStatus.QUEUED)
+        .with_for_update(skip_locked=True)  # another worker has it in hand: leave it
+        .execution_options(populate_existing=True)
+    )
+
+
+def _fail(event: OutboxEvent, error: str, settings: OutboxSettings, *, permanent: bool) -> None:
+    """Back to pending after a backoff, or to the dead letter. The attempt is already counted."""
+    event.last_error = error[:2000]
     event.locked_until = None
     if permanent or event.attempts >= settings.max_attempts:
         event.status = OutboxStatus.FAILED
-        logger.error("Outbox event %s (%s) failed for good: %s", event.id, event.topic, exc)
+        logger.error("Outbox event %s (%s) failed for good: %s", event.id, event.topic, error)
         return
     backoff = min(settings.retry_cap_seconds, settings.retry_base_seconds * 2**event.attempts)
     jitter = random.uniform(0.5, 1.0)  # noqa: S311 - spreads retries, not a secret
     event.status = OutboxStatus.PENDING
     event.available_at = utcnow() + timedelta(seconds=backoff * jitter)
-    logger.warning("Outbox event %s (%s) failed, retrying: %s", event.id, event.topic, exc)
+    logger.warning("Outbox event %s (%s) failed, retrying: %s", event.id, event.topic, error)
 
 
 async def relay(database: Database, context: HandlerContext, stop: asyncio.Event) -> None:
@@ -248,29 +287,41 @@ async def relay(database: Database, context: HandlerContext, stop: asyncio.Event
     """
     settings = context.settings.outbox
 
-    async def handle_now(event_id: int, _claim: str) -> None:
+    async def handle_now(event_id: int) -> None:
+        if stop.is_set():  # shutting down mid-pass: the rest go back at once
+            await release(database, event_id, settings)
+            return
         await process(database, event_id, context)
 
+    failing = False
     while not stop.is_set():
         try:
             handled = await dispatch(database, settings, handle_now)
         except Exception:
-            logger.exception("Outbox relay pass failed; trying again")
-            handled = 0
+            if not failing:  # once per outage, not every interval
+                logger.exception("Outbox relay cannot reach the database; retrying")
+            failing, handled = True, 0
+        else:
+            if failing:
+                logger.warning("Outbox relay reaches the database again")
+            failing = False
         if not handled:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), settings.dispatch_interval_seconds)
 
 
-async def release(database: Database, event_id: int) -> None:
-    """Give a queued event back at once (a worker shutting down mid-job)."""
+async def release(database: Database, event_id: int, settings: OutboxSettings) -> None:
+    """Hand back an event whose job was interrupted (worker shutdown, job timeout): it is
+    retried after its backoff, or dead-lettered if that was its last attempt."""
     async with database.sessionmaker() as session:
-        await session.execute(
-            update(OutboxEvent)
+        event = await session.scalar(
+            select(OutboxEvent)
             .where(OutboxEvent.id == event_id, OutboxEvent.status == OutboxStatus.QUEUED)
-            .values(status=OutboxStatus.PENDING, locked_until=None)
+            .with_for_update()
         )
-        await session.commit()
+        if event is not None:
+            _fail(event, "interrupted before it finished", settings, permanent=False)
+            await session.commit()
 
 
 async def replay(session: AsyncSession, event_ids: Sequence[int] | None = None) -> list[int]:

@@ -183,21 +183,32 @@ class OutboxSettings(BaseSettings):
 
     model_config = _group("OUTBOX_")
 
-    # How often the dispatcher looks for due events (worker cron, or the embedded relay).
-    dispatch_interval_seconds: int = Field(default=1, ge=1, le=60)
+    # How often the dispatcher looks for due events (worker cron, or the embedded relay);
+    # a divisor of 60, so the cron ticks evenly.
+    dispatch_interval_seconds: Literal[1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60] = 1
     batch_size: int = Field(default=100, ge=1, le=10_000)
     # A pass keeps claiming full batches up to this many, so a backlog drains quickly.
     max_batches_per_pass: int = Field(default=50, ge=1)
+    # A job running longer is cancelled (and counts as a failed attempt).
+    job_timeout_seconds: int = Field(default=60, ge=1)
     # A queued event whose job has not finished by then is queued again (worker killed,
-    # Redis flushed). Longer than any handler may take.
-    visibility_timeout_seconds: int = Field(default=120, ge=1)
-    max_attempts: int = Field(default=8, ge=1)
+    # Redis flushed). Longer than the job timeout, so a running job is never reaped.
+    visibility_timeout_seconds: int = Field(default=120, ge=2)
+    max_attempts: int = Field(default=8, ge=1, le=30)
     # Retry n waits min(cap, base * 2^n) seconds, scaled by a random 50-100 %.
     retry_base_seconds: float = Field(default=2.0, gt=0)
     retry_cap_seconds: float = Field(default=600.0, gt=0)
     queue_name: str = "outbox"
     # Without REDIS_URL there is no worker: the API process dispatches and handles events.
     relay_enabled: bool = True
+
+    @model_validator(mode="after")
+    def _jobs_end_before_their_lock(self) -> OutboxSettings:
+        if self.job_timeout_seconds >= self.visibility_timeout_seconds:
+            raise ValueError(
+                "OUTBOX_VISIBILITY_TIMEOUT_SECONDS must be longer than OUTBOX_JOB_TIMEOUT_SECONDS"
+            )
+        return self
 
 
 class SmtpSettings(BaseSettings):

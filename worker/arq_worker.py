@@ -23,11 +23,11 @@ from app.settings import Settings
 Context = dict[str, Any]
 
 
-def job_id(queue: str, event_id: int, claim: str) -> str:
-    """One job per claim: enqueueing a claim again adds nothing, while a retry or an event
-    reaped after its job vanished is a new claim, and a new job. The queue name is part of
-    every key the worker makes, so deployments sharing a Redis never meet."""
-    return f"{queue}:event:{event_id}:{claim}"
+def job_id(queue: str, event_id: int) -> str:
+    """The event's job: while one is queued or running, dispatching the event again adds
+    nothing (`keep_result = 0` frees the id when it ends, for a retry). The queue name is
+    part of every key the worker makes, so deployments sharing a Redis never meet."""
+    return f"{queue}:event:{event_id}"
 
 
 def worker_settings(settings: Settings) -> type[Any]:
@@ -48,11 +48,11 @@ def worker_settings(settings: Settings) -> type[Any]:
         await ctx["database"].dispose()
 
     async def dispatch_outbox(ctx: Context) -> int:
-        async def enqueue(event_id: int, claim: str) -> None:
+        async def enqueue(event_id: int) -> None:
             await ctx["redis"].enqueue_job(
                 "process_outbox_event",
                 event_id,
-                _job_id=job_id(config.queue_name, event_id, claim),
+                _job_id=job_id(config.queue_name, event_id),
                 _queue_name=config.queue_name,
             )
 
@@ -62,9 +62,9 @@ def worker_settings(settings: Settings) -> type[Any]:
         try:
             await outbox.process(ctx["database"], event_id, ctx["context"])
         except asyncio.CancelledError:
-            # Shutting down mid-job (SIGTERM): hand the event back now, not after the
+            # Shutdown (SIGTERM) or the job timeout: hand the event back now, not after the
             # visibility timeout. The handler's transaction has been rolled back.
-            await asyncio.shield(outbox.release(ctx["database"], event_id))
+            await asyncio.shield(outbox.release(ctx["database"], event_id, config))
             raise
 
     class WorkerSettings:
@@ -75,7 +75,7 @@ def worker_settings(settings: Settings) -> type[Any]:
                 name=f"{config.queue_name}:dispatch",
                 second=set(range(0, 60, config.dispatch_interval_seconds)),
                 run_at_startup=True,
-                unique=True,  # one dispatcher pass at a time across workers
+                unique=True,  # each tick runs on one worker only
             )
         ]
         on_startup = startup
@@ -83,7 +83,7 @@ def worker_settings(settings: Settings) -> type[Any]:
         redis_settings = arq_redis
         queue_name = config.queue_name
         max_tries = 1  # retries are the outbox's: backoff, attempts and the dead letter
-        job_timeout = config.visibility_timeout_seconds
+        job_timeout = config.job_timeout_seconds
         keep_result = 0
 
     return WorkerSettings

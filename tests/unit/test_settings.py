@@ -15,6 +15,7 @@ from app.settings import (
     AuthSettings,
     DatabaseSettings,
     Environment,
+    OutboxSettings,
     RedisSettings,
     Settings,
     get_settings,
@@ -153,3 +154,8 @@ def test_log_level_is_case_insensitive_and_checked() -> None:
     assert Settings(_env_file=None, environment="test", log_level="debug").log_level == "DEBUG"
     with pytest.raises(ValidationError, match="log_level"):
         Settings(_env_file=None, environment="test", log_level="chatty")
+
+
+def test_outbox_jobs_must_end_before_their_lock() -> None:
+    with pytest.raises(ValidationError, match="VISIBILITY_TIMEOUT_SECONDS must be longer"):
+        OutboxSettings(_env_file=None, job_timeout_seconds=120, visibility_timeout_seconds=120)

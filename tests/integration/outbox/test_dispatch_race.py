@@ -48,7 +48,7 @@ async def test_two_dispatchers_never_claim_one_event_twice(
     settings = make_settings("sqlite://", outbox={"batch_size": 50}).outbox
     handed: Counter[int] = Counter()
 
-    async def enqueue(event_id: int, _claim: str) -> None:
+    async def enqueue(event_id: int) -> None:
         handed[event_id] += 1
 
     async def dispatcher() -> None:

@@ -104,6 +104,7 @@ async def test_no_mail_for_an_account_deleted_before_its_event_ran(
         await session.flush()
         event = outbox.record(session, "user.created", {"user_id": user.id})
         await users_service.delete_user(session, user)
+        event.status = OutboxStatus.QUEUED  # as the dispatcher leaves it
         await session.commit()
 
     await outbox.process(database, event.id, _context(inbox))

@@ -39,6 +39,14 @@ async def _bad_sql(session: AsyncSession, event: OutboxEvent, context: HandlerCo
     await session.execute(text("SELECT * FROM no_such_table"))
 
 
+RELAY_STOP = asyncio.Event()
+
+
+@outbox.handler("test.stops_relay")
+async def _stops_relay(session: AsyncSession, event: OutboxEvent, context: HandlerContext) -> None:
+    RELAY_STOP.set()  # as a shutdown arriving while the relay works through a batch
+
+
 @pytest.fixture(autouse=True)
 def _calls() -> Iterator[None]:
     CALLS.clear()
@@ -70,7 +78,7 @@ async def _drain(database: Database, context: HandlerContext) -> list[int]:
     """Claim everything due and process it at once: the embedded relay's pass."""
     handed: list[int] = []
 
-    async def handle(event_id: int, _claim: str) -> None:
+    async def handle(event_id: int) -> None:
         handed.append(event_id)
         await outbox.process(database, event_id, context)
 
@@ -121,10 +129,11 @@ async def test_a_claim_marks_events_queued_until_the_visibility_timeout(
     before = utcnow()
     handed: list[int] = []
 
-    async def keep(event_id: int, _claim: str) -> None:
+    async def keep(event_id: int) -> None:
         handed.append(event_id)
 
-    await outbox.dispatch(database, _context(visibility_timeout_seconds=30).settings.outbox, keep)
+    settings = _context(visibility_timeout_seconds=30, job_timeout_seconds=20).settings.outbox
+    await outbox.dispatch(database, settings, keep)
 
     event = await _event(database, event_id)
     assert event_id in handed
@@ -146,21 +155,28 @@ async def test_a_completed_event_is_not_run_again(database: Database) -> None:
     assert CALLS.count(event_id) == 1
 
 
-async def test_failures_back_off_then_end_in_the_dead_letter(database: Database) -> None:
+async def test_failures_back_off_then_end_in_the_dead_letter(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (event_id,) = await _record(database, "test.broken")
-    context = _context(max_attempts=3, retry_base_seconds=10, retry_cap_seconds=15)
+    context = _context(max_attempts=3, retry_base_seconds=10, retry_cap_seconds=100)
+    monkeypatch.setattr("app.outbox.random.uniform", lambda low, high: 0.75)  # fixed jitter
 
+    before = utcnow()
     await _drain(database, context)
     first = await _event(database, event_id)
     assert (first.status, first.attempts) == (OutboxStatus.PENDING, 1)
-    # Retry 1 waits min(15, 10 * 2) * jitter(0.5..1) = 7.5 to 15 s.
-    wait = first.available_at - utcnow()
-    assert timedelta(seconds=7) <= wait <= timedelta(seconds=15)
+    # After attempt 1: min(100, 10 * 2**1) * 0.75 = 15 s.
+    assert timedelta(seconds=15) <= first.available_at - before <= timedelta(seconds=16)
     assert first.last_error == "RuntimeError: this handler always fails"
+    await _make_due(database, event_id)
+    await _drain(database, context)
+    # After attempt 2: min(100, 10 * 2**2) * 0.75 = 30 s.
+    second = await _event(database, event_id)
+    assert timedelta(seconds=29) <= second.available_at - utcnow() <= timedelta(seconds=30)
 
-    for _ in range(2):
-        await _make_due(database, event_id)
-        await _drain(database, context)
+    await _make_due(database, event_id)
+    await _drain(database, context)
 
     final = await _event(database, event_id)
     assert (final.status, final.attempts) == (OutboxStatus.FAILED, 3)
@@ -237,15 +253,79 @@ async def test_replay_sends_failed_events_back_and_they_complete(database: Datab
     assert (await _event(database, event_id)).status is OutboxStatus.COMPLETED
 
 
-async def test_release_gives_a_queued_event_back(database: Database) -> None:
+async def test_release_gives_a_queued_event_back_to_retry(database: Database) -> None:
     (event_id,) = await _record(
         database, "test.ok", status=OutboxStatus.QUEUED, locked_until=utcnow() + timedelta(hours=1)
     )
 
-    await outbox.release(database, event_id)
+    await outbox.release(database, event_id, _context().settings.outbox)
 
     event = await _event(database, event_id)
     assert (event.status, event.locked_until) == (OutboxStatus.PENDING, None)
+    assert event.last_error == "interrupted before it finished"
+
+
+async def test_release_leaves_an_event_that_is_not_queued_alone(database: Database) -> None:
+    (event_id,) = await _record(database, "test.ok")
+
+    await outbox.release(database, event_id, _context().settings.outbox)
+
+    event = await _event(database, event_id)
+    assert (event.status, event.last_error) == (OutboxStatus.PENDING, None)
+
+
+async def test_a_relay_stopped_mid_pass_releases_the_rest(database: Database) -> None:
+    first, *rest = await _record(database, "test.stops_relay", 1) + await _record(
+        database, "test.ok", 3
+    )
+    RELAY_STOP.clear()
+
+    await asyncio.wait_for(outbox.relay(database, _context(), RELAY_STOP), timeout=10)
+
+    assert (await _event(database, first)).status is OutboxStatus.COMPLETED
+    for event_id in rest:
+        event = await _event(database, event_id)
+        assert (event.status, event.last_error) == (
+            OutboxStatus.PENDING,
+            "interrupted before it finished",
+        )
+    assert not set(rest) & set(CALLS)
+
+
+async def test_an_interrupted_last_attempt_is_dead_lettered(database: Database) -> None:
+    (event_id,) = await _record(database, "test.ok", status=OutboxStatus.QUEUED, attempts=3)
+
+    await outbox.release(database, event_id, _context(max_attempts=3).settings.outbox)
+
+    assert (await _event(database, event_id)).status is OutboxStatus.FAILED
+
+
+async def test_the_reaper_dead_letters_events_whose_attempts_ran_out(database: Database) -> None:
+    (event_id,) = await _record(
+        database,
+        "test.ok",
+        status=OutboxStatus.QUEUED,
+        attempts=3,
+        locked_until=utcnow() - timedelta(seconds=1),
+    )
+
+    await _drain(database, _context(max_attempts=3))
+
+    event = await _event(database, event_id)
+    assert event.status is OutboxStatus.FAILED
+    assert event.last_error is not None
+    assert "never finished" in event.last_error
+    assert event_id not in CALLS
+
+
+async def test_a_stale_job_for_a_pending_event_does_nothing(database: Database) -> None:
+    (event_id,) = await _record(database, "test.ok", available_at=utcnow() + timedelta(hours=1))
+
+    await outbox.process(database, event_id, _context())  # e.g. a job left from a retry
+
+    event = await _event(database, event_id)
+    assert (event.status, event.attempts) == (OutboxStatus.PENDING, 0)
+    assert event_id not in CALLS
 
 
 def test_a_topic_has_one_handler() -> None:
@@ -253,17 +333,32 @@ def test_a_topic_has_one_handler() -> None:
         outbox.handler("test.ok")(_broken)
 
 
-async def test_the_relay_survives_a_failing_pass(caplog: pytest.LogCaptureFixture) -> None:
+async def test_the_relay_survives_a_failing_pass(
+    database: Database, caplog: pytest.LogCaptureFixture
+) -> None:
     unreachable = Database.from_settings(
         make_settings(f"postgresql+psycopg://postgres@127.0.0.1:{unused_port()}/db").database
     )
+    broken, passes = unreachable.sessionmaker, 0
+
+    def counted() -> Any:
+        nonlocal passes
+        passes += 1
+        return broken()
+
+    unreachable.sessionmaker = counted  # type: ignore[assignment]  # observe each pass
     stop = asyncio.Event()
     relay = asyncio.create_task(outbox.relay(unreachable, _context(), stop))
 
     deadline = utcnow() + timedelta(seconds=10)
-    while "Outbox relay pass failed" not in caplog.text:
-        assert utcnow() < deadline, "the relay never reported its failing pass"
+    while passes < 2:  # two failing passes, one log line
+        assert utcnow() < deadline, "the relay stopped trying"
+        await asyncio.sleep(0.05)
+    unreachable.sessionmaker = database.sessionmaker  # the database comes back
+    while "Outbox relay reaches the database again" not in caplog.text:
+        assert utcnow() < deadline, "the relay never noticed the database was back"
         await asyncio.sleep(0.05)
     stop.set()
-    await asyncio.wait_for(relay, timeout=10)  # it stops when asked, failing or not
+    await asyncio.wait_for(relay, timeout=10)  # it stops when asked
     await unreachable.dispose()
+    assert caplog.text.count("cannot reach the database") == 1  # once per outage

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from arq import create_pool
 from arq.connections import ArqRedis
 from arq.worker import Worker
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app import outbox
@@ -50,7 +51,9 @@ def _worker_settings(engine: AsyncEngine, redis_url: str, **outbox_settings: Any
 async def arq(private_engine: AsyncEngine) -> AsyncIterator[tuple[type[Any], dict[str, Any]]]:
     """Worker settings on a queue of this test's own, started like ARQ starts them."""
     assert TEST_REDIS_URL
-    settings_class = _worker_settings(private_engine, TEST_REDIS_URL, visibility_timeout_seconds=1)
+    settings_class = _worker_settings(
+        private_engine, TEST_REDIS_URL, visibility_timeout_seconds=2, job_timeout_seconds=1
+    )
     redis: ArqRedis = await create_pool(
         settings_class.redis_settings, default_queue_name=settings_class.queue_name
     )
@@ -74,6 +77,13 @@ async def _record(engine: AsyncEngine, topic: str, count: int) -> list[int]:
         events = [outbox.record(session, topic, {"n": i}) for i in range(count)]
         await session.commit()
         return [event.id for event in events]
+
+
+async def _expire_locks(engine: AsyncEngine) -> None:
+    async with engine.begin() as connection:
+        await connection.execute(
+            update(OutboxEvent).values(locked_until=utcnow() - timedelta(seconds=1))
+        )
 
 
 async def _statuses(engine: AsyncEngine, ids: list[int]) -> list[OutboxStatus]:
@@ -108,9 +118,8 @@ def test_the_worker_needs_redis() -> None:
         worker_settings(make_settings("sqlite://"))
 
 
-def test_one_job_per_attempt() -> None:
-    assert job_id("outbox", 7, "0-1700000000000") == "outbox:event:7:0-1700000000000"
-    assert job_id("outbox", 7, "0-1") != job_id("outbox", 7, "0-2")
+def test_one_job_per_event() -> None:
+    assert job_id("outbox", 7) == "outbox:event:7"
 
 
 @needs_redis
@@ -123,6 +132,9 @@ async def test_dispatched_events_are_processed_by_a_worker(
 
     assert await dispatch(ctx) == 5
     assert await dispatch(ctx) == 0  # queued events are not handed over again
+    await _expire_locks(private_engine)
+    assert await dispatch(ctx) == 5  # reaped and claimed again while their jobs wait...
+    assert await ctx["redis"].zcard(settings_class.queue_name) == 5  # ...yet one job each
     await _run_burst(settings_class)
 
     assert await _statuses(private_engine, ids) == [OutboxStatus.COMPLETED] * 5
@@ -140,11 +152,10 @@ async def test_jobs_lost_from_redis_are_healed_by_the_reaper(
     # Redis loses everything it held for this queue (a FLUSHDB, limited to our keys).
     redis: ArqRedis = ctx["redis"]
     queue = settings_class.queue_name
-    jobs = [key for i in ids async for key in redis.scan_iter(f"arq:job:{queue}:event:{i}:*")]
-    await redis.delete(queue, *jobs)
+    await redis.delete(queue, *[f"arq:job:{job_id(queue, i)}" for i in ids])
 
     deadline = utcnow().timestamp() + 10
-    while await dispatch(ctx) < 3:  # the reaper frees them once their 1 s lock expires
+    while await dispatch(ctx) < 3:  # the reaper frees them once their 2 s lock expires
         assert utcnow().timestamp() < deadline, "the reaper never re-queued the lost events"
         await asyncio.sleep(0.1)
     await _run_burst(settings_class)
@@ -170,3 +181,32 @@ async def test_a_job_cancelled_by_shutdown_releases_its_event(private_engine: As
     await settings_class.on_shutdown(ctx)
 
     assert await _statuses(private_engine, [event_id]) == [OutboxStatus.PENDING]
+
+
+async def test_a_hanging_handler_uses_up_its_attempts(private_engine: AsyncEngine) -> None:
+    """Each attempt is counted when it starts: a handler that never returns is cut off by
+    the job timeout and, after the last attempt, dead-lettered instead of looping."""
+    settings_class = _worker_settings(
+        private_engine, "redis://127.0.0.1:1/0", max_attempts=2, retry_base_seconds=0.001
+    )
+    ctx: dict[str, Any] = {}
+    await settings_class.on_startup(ctx)
+    (event_id,) = await _record(private_engine, "test.worker.stuck", 1)
+    job = settings_class.functions[0].coroutine
+    settings = make_settings("sqlite://", outbox={"max_attempts": 2}).outbox
+
+    for _ in range(2):
+        async with Database(private_engine).sessionmaker() as session:
+            await _make_all_due(session)
+            assert await outbox.claim(session, settings, utcnow()) == [event_id]
+            await session.commit()
+        ENTERED.clear()
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(job(ctx, event_id), timeout=0.5)  # ARQ's job_timeout
+    await settings_class.on_shutdown(ctx)
+
+    assert await _statuses(private_engine, [event_id]) == [OutboxStatus.FAILED]
+
+
+async def _make_all_due(session: AsyncSession) -> None:
+    await session.execute(update(OutboxEvent).values(available_at=utcnow()))
