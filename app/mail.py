@@ -18,10 +18,19 @@ class Mailer(Protocol):
 
 
 class LogMailer:
-    """Writes each message's envelope to the log: nothing leaves the machine."""
+    """Writes that a message would be sent to the log: nothing leaves the machine.
+
+    The recipient is masked (`j***@example.com`): addresses are personal data, and logs
+    travel further than the database.
+    """
 
     async def send(self, message: EmailMessage) -> None:
-        logger.info("Mail to %s: %s", message["To"], message["Subject"])
+        logger.info("Mail to %s: %s", mask_address(str(message["To"])), message["Subject"])
+
+
+def mask_address(address: str) -> str:
+    local, at, domain = address.partition("@")
+    return f"{local[:1]}***{at}{domain}"
 
 
 class SmtpMailer:

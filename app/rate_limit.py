@@ -1,11 +1,12 @@
 """Rate limiting: route classes, keys and headers. Counting is the `limits` library's.
 
-Every API route declares its class in one place, `dependencies=[RateLimit("read")]`. A
-request is counted under `user:{id}` when it carries a valid access token, else under
-`ip:{address}`. Responses carry `RateLimit-Policy` and `RateLimit` (IETF httpapi
-RateLimit header fields draft); a refused request gets 429 `rate_limited` with
-`Retry-After`. If the counter store fails, the auth classes fail closed (503) and reads and
-writes fail open, each logged once per outage and counted.
+Every API route declares its class in one place, `dependencies=[RateLimit("read")]`. Reads
+and writes are counted under `user:{id}` when the request carries a valid access token, else
+under `ip:{address}`; the sign-in and sign-up classes always by address. Responses carry
+`RateLimit-Policy` and `RateLimit` (IETF httpapi RateLimit header fields draft); a refused
+request gets 429 `rate_limited` with `Retry-After`. If the counter store fails, the auth
+classes fail closed (503) and reads and writes fail open, each logged once per outage and
+counted.
 """
 
 from __future__ import annotations

@@ -286,6 +286,8 @@ class Settings(BaseSettings):
             )
         if self.auth.argon2_time_cost < OWASP_ARGON2_TIME_COST:
             raise InsecureSettingsError("AUTH_ARGON2_TIME_COST", "below the OWASP minimum of 2")
+        if self.smtp.password and self.smtp.security == "none":
+            raise InsecureSettingsError("SMTP_SECURITY", "would send SMTP_PASSWORD in clear text")
         if self.database.is_sqlite:
             raise InsecureSettingsError("DATABASE_URL", "production needs PostgreSQL, not SQLite")
         secret = self.secret_key.get_secret_value()

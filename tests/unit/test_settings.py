@@ -18,6 +18,7 @@ from app.settings import (
     OutboxSettings,
     RedisSettings,
     Settings,
+    SmtpSettings,
     get_settings,
 )
 
@@ -111,6 +112,10 @@ def test_production_accepts_a_safe_configuration() -> None:
             "AUTH_ARGON2_MEMORY_KIB",
         ),
         ({"auth": AuthSettings(_env_file=None, argon2_time_cost=1)}, "AUTH_ARGON2_TIME_COST"),
+        (
+            {"smtp": SmtpSettings(_env_file=None, password="pw", security="none")},
+            "SMTP_SECURITY",
+        ),
     ],
 )
 def test_production_refuses_unsafe_settings_naming_the_culprit(
