@@ -197,7 +197,13 @@ async def claim(session: AsyncSession, settings: OutboxSettings, now: datetime) 
     return list(due)
 
 
-async def dispatch(database: Database, settings: OutboxSettings, enqueue: Enqueue) -> int:
+async def dispatch(
+    database: Database,
+    settings: OutboxSettings,
+    enqueue: Enqueue,
+    *,
+    stop: asyncio.Event | None = None,
+) -> int:
     """One dispatcher pass: reap expired locks, then claim and hand over due events batch
     by batch until a batch comes back short (or `max_batches_per_pass` were taken), so a
     backlog drains in one pass instead of one batch per interval."""
@@ -212,7 +218,7 @@ async def dispatch(database: Database, settings: OutboxSettings, enqueue: Enqueu
         for event_id in claimed:
             await enqueue(event_id)
         handed += len(claimed)
-        if len(claimed) < settings.batch_size:
+        if len(claimed) < settings.batch_size or (stop is not None and stop.is_set()):
             break
     return handed
 
@@ -291,19 +297,23 @@ async def relay(database: Database, context: HandlerContext, stop: asyncio.Event
         if stop.is_set():  # shutting down mid-pass: the rest go back at once
             await release(database, event_id, settings)
             return
-        await process(database, event_id, context)
+        try:
+            async with asyncio.timeout(settings.job_timeout_seconds):  # as the worker's jobs
+                await process(database, event_id, context)
+        except TimeoutError:
+            await release(database, event_id, settings)
 
     failing = False
     while not stop.is_set():
         try:
-            handled = await dispatch(database, settings, handle_now)
+            handled = await dispatch(database, settings, handle_now, stop=stop)
         except Exception:
-            if not failing:  # once per outage, not every interval
-                logger.exception("Outbox relay cannot reach the database; retrying")
+            if not failing:  # once until a pass succeeds again, not every interval
+                logger.exception("Outbox relay pass failed; retrying")
             failing, handled = True, 0
         else:
             if failing:
-                logger.warning("Outbox relay reaches the database again")
+                logger.warning("Outbox relay passes succeed again")
             failing = False
         if not handled:
             with contextlib.suppress(TimeoutError):

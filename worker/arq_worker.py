@@ -83,6 +83,9 @@ def worker_settings(settings: Settings) -> type[Any]:
         redis_settings = arq_redis
         queue_name = config.queue_name
         max_tries = 1  # retries are the outbox's: backoff, attempts and the dead letter
+        # A job cancelled by shutdown is not kept for a retry: release() already handed its
+        # event back, and a kept job would hold the event's job id until it is dropped.
+        retry_jobs = False
         job_timeout = config.job_timeout_seconds
         keep_result = 0
 

@@ -47,6 +47,11 @@ async def _stops_relay(session: AsyncSession, event: OutboxEvent, context: Handl
     RELAY_STOP.set()  # as a shutdown arriving while the relay works through a batch
 
 
+@outbox.handler("test.hangs")
+async def _hangs(session: AsyncSession, event: OutboxEvent, context: HandlerContext) -> None:
+    await asyncio.Event().wait()
+
+
 @pytest.fixture(autouse=True)
 def _calls() -> Iterator[None]:
     CALLS.clear()
@@ -274,6 +279,24 @@ async def test_release_leaves_an_event_that_is_not_queued_alone(database: Databa
     assert (event.status, event.last_error) == (OutboxStatus.PENDING, None)
 
 
+async def test_the_relay_cuts_off_a_hanging_handler(database: Database) -> None:
+    (event_id,) = await _record(database, "test.hangs")
+    stop = asyncio.Event()
+    context = _context(job_timeout_seconds=1, visibility_timeout_seconds=5)
+    relay = asyncio.create_task(outbox.relay(database, context, stop))
+
+    deadline = utcnow() + timedelta(seconds=10)
+    while (await _event(database, event_id)).last_error is None:
+        assert utcnow() < deadline, "the hanging handler was never cut off"
+        await asyncio.sleep(0.05)
+    stop.set()
+    await asyncio.wait_for(relay, timeout=10)
+
+    event = await _event(database, event_id)
+    assert (event.status, event.attempts) == (OutboxStatus.PENDING, 1)
+    assert event.last_error == "interrupted before it finished"
+
+
 async def test_a_relay_stopped_mid_pass_releases_the_rest(database: Database) -> None:
     first, *rest = await _record(database, "test.stops_relay", 1) + await _record(
         database, "test.ok", 3
@@ -355,10 +378,10 @@ async def test_the_relay_survives_a_failing_pass(
         assert utcnow() < deadline, "the relay stopped trying"
         await asyncio.sleep(0.05)
     unreachable.sessionmaker = database.sessionmaker  # the database comes back
-    while "Outbox relay reaches the database again" not in caplog.text:
+    while "Outbox relay passes succeed again" not in caplog.text:
         assert utcnow() < deadline, "the relay never noticed the database was back"
         await asyncio.sleep(0.05)
     stop.set()
     await asyncio.wait_for(relay, timeout=10)  # it stops when asked
     await unreachable.dispose()
-    assert caplog.text.count("cannot reach the database") == 1  # once per outage
+    assert caplog.text.count("Outbox relay pass failed") == 1  # once per outage
