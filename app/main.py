@@ -9,6 +9,7 @@ from typing import Any, TypedDict
 
 from fastapi import APIRouter, FastAPI
 from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 
 from app import health, outbox
 from app.db import Database
@@ -17,7 +18,9 @@ from app.errors import DatabaseUnavailable, install_error_handlers, install_prob
 from app.mail import mailer_from_settings
 from app.middleware import (
     ApiVersionMiddleware,
+    BodyLimitMiddleware,
     NoStoreMiddleware,
+    SecurityHeadersMiddleware,
     TrustedHostMiddleware,
     UnhandledErrorMiddleware,
     request_id_middleware,
@@ -62,6 +65,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
 
     # Outermost first: each entry wraps everything below it.
     middleware = [
+        Middleware(SecurityHeadersMiddleware),
         Middleware(request_id_middleware),
         Middleware(
             ApiVersionMiddleware,
@@ -70,6 +74,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         ),
         Middleware(NoStoreMiddleware, path_prefixes=NO_STORE_PREFIXES),
         Middleware(TrustedHostMiddleware, allowed_hosts=settings.trusted_hosts),
+        *_cors(settings),
+        Middleware(BodyLimitMiddleware, max_bytes=settings.max_request_body_bytes),
         Middleware(UnhandledErrorMiddleware),
     ]
     docs: dict[str, Any] = (
@@ -98,6 +104,22 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         api_errors=(RateLimited, RateLimiterUnavailable, DatabaseUnavailable),
     )
     return app
+
+
+def _cors(settings: Settings) -> list[Middleware]:
+    """CORS only for the configured origins; without any, browsers keep the same-origin rule."""
+    if not settings.cors_origins:
+        return []
+    return [
+        Middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID", "X-API-Version"],
+            expose_headers=["X-Request-ID", "X-API-Version", "RateLimit", "RateLimit-Policy"],
+            allow_credentials=False,  # bearer tokens, not cookies
+        )
+    ]
 
 
 @asynccontextmanager

@@ -241,6 +241,10 @@ class Settings(BaseSettings):
     # the nearest `trusted_proxy_count` proxies vouch for, never the client-supplied left end.
     trust_proxy_headers: bool = False
     trusted_proxy_count: int = Field(default=1, ge=1)
+    # Request bodies larger than this are refused with 413 before they are read whole.
+    max_request_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # Browser origins allowed to call the API (CORS); none by default. Never "*".
+    cors_origins: CsvList = Field(default_factory=list)
     # Below Kubernetes' default 1 s probe timeout, so the probe sees our 503, not its own.
     ready_timeout_seconds: float = Field(default=0.8, gt=0)
 
@@ -252,10 +256,17 @@ class Settings(BaseSettings):
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
 
-    @field_validator("trusted_hosts", mode="before")
+    @field_validator("trusted_hosts", "cors_origins", mode="before")
     @classmethod
     def _parse_hosts(cls, value: Any) -> Any:
         return _split_csv(value)
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _no_wildcard_origin(cls, value: list[str]) -> list[str]:
+        if "*" in value:
+            raise ValueError("CORS_ORIGINS must list origins; '*' would let any site call the API")
+        return value
 
     @field_validator("log_level", mode="before")
     @classmethod
