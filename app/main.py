@@ -19,6 +19,7 @@ from app.mail import mailer_from_settings
 from app.middleware import (
     ApiVersionMiddleware,
     BodyLimitMiddleware,
+    HttpsRedirectMiddleware,
     NoStoreMiddleware,
     SecurityHeadersMiddleware,
     TrustedHostMiddleware,
@@ -74,6 +75,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         ),
         Middleware(NoStoreMiddleware, path_prefixes=NO_STORE_PREFIXES),
         Middleware(TrustedHostMiddleware, allowed_hosts=settings.trusted_hosts),
+        *([Middleware(HttpsRedirectMiddleware)] if settings.https_redirect else []),
         *_cors(settings),
         Middleware(BodyLimitMiddleware, max_bytes=settings.max_request_body_bytes),
         Middleware(UnhandledErrorMiddleware),

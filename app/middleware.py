@@ -11,8 +11,9 @@ import re
 from collections.abc import Iterable
 
 from asgi_correlation_id import CorrelationIdMiddleware
-from starlette.datastructures import Headers, MutableHeaders
+from starlette.datastructures import URL, Headers, MutableHeaders
 from starlette.exceptions import HTTPException
+from starlette.responses import RedirectResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.errors import problem_response, route_path, unhandled_error_response
@@ -188,6 +189,39 @@ class SecurityHeadersMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_hardened)
+
+
+class HttpsRedirectMiddleware:
+    """Sends plain-HTTP requests to HTTPS: GET and HEAD are redirected (308), anything else
+    is refused with a 400 problem, so a credential sent over HTTP is never replayed to the
+    HTTPS URL by a client following a 307/308. Probes answer over HTTP (pod IP checks).
+
+    Behind a TLS-terminating proxy, uvicorn's `--proxy-headers` (on by default for trusted
+    addresses, see FORWARDED_ALLOW_IPS) sets the scheme from `X-Forwarded-Proto`.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("scheme") != "http":
+            await self.app(scope, receive, send)
+            return
+        if route_path(scope) in PROBE_PATHS:
+            await self.app(scope, receive, send)
+            return
+        if scope["method"] in {"GET", "HEAD"}:
+            url = URL(scope=scope).replace(scheme="https", port=None)
+            await RedirectResponse(str(url), status_code=308)(scope, receive, send)
+            return
+        response = problem_response(
+            scope["path"],
+            status=400,
+            code="https_required",
+            title="Bad Request",
+            detail="This service accepts this request over HTTPS only.",
+        )
+        await response(scope, receive, send)
 
 
 class BodyLimitMiddleware:

@@ -241,6 +241,8 @@ class Settings(BaseSettings):
     # the nearest `trusted_proxy_count` proxies vouch for, never the client-supplied left end.
     trust_proxy_headers: bool = False
     trusted_proxy_count: int = Field(default=1, ge=1)
+    # Redirect GET/HEAD over plain HTTP to HTTPS and refuse other methods (400).
+    https_redirect: bool = False
     # Request bodies larger than this are refused with 413 before they are read whole.
     max_request_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     # Browser origins allowed to call the API (CORS); none by default. Never "*".

@@ -138,3 +138,39 @@ async def test_without_origins_there_is_no_cors(client: httpx.AsyncClient) -> No
 def test_a_wildcard_origin_is_refused() -> None:
     with pytest.raises(ValidationError, match="CORS_ORIGINS must list origins"):
         make_settings("sqlite://", cors_origins=["*"])
+
+
+@pytest.fixture
+async def redirecting(settings: Settings, database: Database) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings.model_copy(update={"https_redirect": True}), database=database)
+    async with serve(app) as client:
+        yield client
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+async def test_plain_http_reads_are_redirected_to_https(
+    redirecting: httpx.AsyncClient, method: str
+) -> None:
+    response = await redirecting.request(method, "/api/v1/posts?limit=5")
+
+    assert response.status_code == 308
+    assert response.headers["location"] == "https://testserver/api/v1/posts?limit=5"
+
+
+async def test_plain_http_writes_are_refused_not_redirected(
+    redirecting: httpx.AsyncClient,
+) -> None:
+    response = await redirecting.post(
+        "/api/v1/login", data={"username": "a@b.co", "password": "secret"}
+    )
+
+    assert_problem(response, 400, "https_required")
+    assert "location" not in response.headers
+
+
+async def test_https_and_probes_pass_through(redirecting: httpx.AsyncClient) -> None:
+    probe = await redirecting.get("/health")
+    redirecting.base_url = httpx.URL("https://testserver")
+    secure = await redirecting.get("/api/v1/posts")
+
+    assert (probe.status_code, secure.status_code) == (200, 200)
