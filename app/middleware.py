@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import RedirectResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.errors import problem_response, route_path, unhandled_error_response
+from app.errors import problem_response, route_path, status_title, unhandled_error_response
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +36,16 @@ _HOST_HEADER = re.compile(
     r"(?P<host>(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
     r"|\[[0-9a-f:.]+\])(?::\d{1,5})?"
 )
+
+
+async def send_problem(
+    scope: Scope, receive: Receive, send: Send, *, status: int, code: str, detail: str
+) -> None:
+    """Answer from middleware, before any route runs, with the same problem+json body."""
+    response = problem_response(
+        scope["path"], status=status, code=code, title=status_title(status), detail=detail
+    )
+    await response(scope, receive, send)
 
 
 def is_valid_request_id(value: str) -> bool:
@@ -132,14 +142,14 @@ class TrustedHostMiddleware:
         ):
             await self.app(scope, receive, send)
             return
-        response = problem_response(
-            scope["path"],
+        await send_problem(
+            scope,
+            receive,
+            send,
             status=400,
             code="invalid_host",
-            title="Bad Request",
             detail="The Host header names a host this service does not serve.",
         )
-        await response(scope, receive, send)
 
     def _is_allowed(self, host_header: str) -> bool:
         match = _HOST_HEADER.fullmatch(host_header.lower())
@@ -214,14 +224,14 @@ class HttpsRedirectMiddleware:
             url = URL(scope=scope).replace(scheme="https", port=None)
             await RedirectResponse(str(url), status_code=308)(scope, receive, send)
             return
-        response = problem_response(
-            scope["path"],
+        await send_problem(
+            scope,
+            receive,
+            send,
             status=400,
             code="https_required",
-            title="Bad Request",
             detail="This service accepts this request over HTTPS only.",
         )
-        await response(scope, receive, send)
 
 
 class BodyLimitMiddleware:
@@ -242,13 +252,9 @@ class BodyLimitMiddleware:
             return
         declared = Headers(scope=scope).get("content-length", "")
         if declared.isdigit() and int(declared) > self.max_bytes:
-            await problem_response(
-                scope["path"],
-                status=413,
-                code="content_too_large",
-                title="Content Too Large",
-                detail=self.detail,
-            )(scope, receive, send)
+            await send_problem(
+                scope, receive, send, status=413, code="content_too_large", detail=self.detail
+            )
             return
         received = 0
 
