@@ -296,9 +296,8 @@ def _register(
             response.headers.append(name, value)
         return response
 
-    # Starlette types every handler as taking `Exception`; it dispatches by class, so the
-    # narrower parameter is what each handler actually receives.
-    app.add_exception_handler(exc_class, respond)  # type: ignore[arg-type]
+    # Starlette dispatches by class, so each handler receives the narrower type it declares.
+    app.add_exception_handler(exc_class, respond)  # type: ignore[arg-type]  # typed as Exception
 
 
 async def _handle_unexpected(request: Request, exc: Exception) -> ProblemJSONResponse:

@@ -143,9 +143,8 @@ class RateLimiter:
                 f"async+{settings.redis.url}",
                 implementation="redispy",
                 key_prefix=config.key_prefix,
-                # limits types its options as scalars but passes them to redis-py, which
-                # takes a pool: ours, so shutdown can close it.
-                connection_pool=self._pool,  # type: ignore[arg-type]
+                # Our pool, so shutdown can close it; limits hands it to redis-py as given.
+                connection_pool=self._pool,  # type: ignore[arg-type]  # limits types options as scalars
             )
         return MemoryStorage()
 

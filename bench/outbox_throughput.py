@@ -18,7 +18,7 @@ from typing import Any
 
 import psycopg
 from alembic import command
-from arq.worker import Worker
+from arq.worker import create_worker
 from redis.asyncio import Redis
 from sqlalchemy import func, insert, select
 from sqlalchemy.engine import make_url
@@ -87,18 +87,7 @@ async def main(events: int, server_url: str, redis_url: str) -> None:
 
 
 async def _run_worker(settings_class: Any, database: Database, events: int) -> str:
-    names = (
-        "functions",
-        "cron_jobs",
-        "on_startup",
-        "on_shutdown",
-        "redis_settings",
-        "queue_name",
-        "max_tries",
-        "job_timeout",
-        "keep_result",
-    )
-    worker = Worker(**{n: getattr(settings_class, n) for n in names}, max_jobs=50)
+    worker = create_worker(settings_class, max_jobs=50)  # as `python -m worker` builds it
     started = time.perf_counter()
     running = asyncio.create_task(worker.async_run())
     done = 0

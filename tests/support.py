@@ -79,3 +79,10 @@ def assert_problem(response: httpx.Response, status: int, error_code: str) -> di
     assert {"title", "detail", "instance"} <= body.keys()
     assert "Traceback" not in response.text
     return body
+
+
+async def forget_queue(redis: Any, queue: str) -> None:
+    """Delete every Redis key a worker made for `queue` (all of them contain its name)."""
+    keys = [key async for key in redis.scan_iter(f"*{queue}*")]
+    if keys:
+        await redis.delete(*keys)

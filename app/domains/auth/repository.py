@@ -78,14 +78,13 @@ async def get_token(session: AsyncSession, token_hash: str) -> RefreshToken | No
 
 async def revoke_family(
     session: AsyncSession, family_id: uuid.UUID, *, reason: RevokeReason, now: datetime
-) -> int:
-    result = await session.execute(
+) -> None:
+    await session.execute(
         update(RefreshToken)
         .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
         .values(revoked_at=now, revoked_reason=reason)
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount  # type: ignore[attr-defined, no-any-return]  # CursorResult
 
 
 async def revoke_user_families(

@@ -49,4 +49,4 @@ async def remove(session: AsyncSession, *, user_id: int, post_id: int) -> bool:
     result = await session.execute(
         delete(Vote).where(Vote.user_id == user_id, Vote.post_id == post_id)
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]  # CursorResult for DML
+    return bool(result.rowcount)  # type: ignore[attr-defined]  # a DELETE gives a CursorResult

@@ -19,7 +19,7 @@ from app import outbox
 from app.db import Database, utcnow
 from app.outbox import HandlerContext, OutboxEvent, OutboxStatus
 from tests.conftest import TEST_REDIS_URL
-from tests.support import make_settings
+from tests.support import forget_queue, make_settings
 from worker.arq_worker import job_id, worker_settings
 
 needs_redis = pytest.mark.skipif(not TEST_REDIS_URL, reason="needs TEST_REDIS_URL")
@@ -65,13 +65,6 @@ async def arq(private_engine: AsyncEngine) -> AsyncIterator[tuple[type[Any], dic
     await redis.aclose()
 
 
-async def forget_queue(redis: Any, queue: str) -> None:
-    """Delete every key the worker made for `queue` (all of them contain its name)."""
-    keys = [key async for key in redis.scan_iter(f"*{queue}*")]
-    if keys:
-        await redis.delete(*keys)
-
-
 async def _record(engine: AsyncEngine, topic: str, count: int) -> list[int]:
     async with Database(engine).sessionmaker() as session:
         events = [outbox.record(session, topic, {"n": i}) for i in range(count)]
@@ -95,7 +88,10 @@ async def _statuses(engine: AsyncEngine, ids: list[int]) -> list[OutboxStatus]:
 
 
 async def _run_burst(settings_class: type[Any]) -> None:
-    """Run a worker until its queue is empty, as `python -m worker` would, then stop."""
+    """Run a worker until its queue is empty, as `python -m worker` would, then stop.
+
+    Built without the cron job: a scheduled dispatcher keeps a burst worker from ending.
+    """
     names = (
         "functions",
         "on_startup",

@@ -25,8 +25,7 @@ from app.db import Database, utcnow
 from app.domains.users import service as users_service
 from app.outbox import OutboxEffect, OutboxEvent, OutboxStatus
 from tests.conftest import TEST_REDIS_URL
-from tests.integration.outbox.test_worker import forget_queue
-from tests.support import ROOT, unused_port
+from tests.support import ROOT, forget_queue, unused_port
 
 pytestmark = pytest.mark.skipif(not TEST_REDIS_URL, reason="needs TEST_REDIS_URL")
 
