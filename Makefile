@@ -28,7 +28,7 @@ install: $(UV) ## Install the locked dependencies into .venv
 	$(UV) sync --frozen
 
 run: install migrate ## Migrate the database and serve the API on http://$(HOST):$(PORT)
-	$(RUN) uvicorn app.main:create_app --factory --host $(HOST) --port $(PORT)
+	$(RUN) python -m app --host $(HOST) --port $(PORT)
 
 worker: install migrate ## Run the outbox worker (needs REDIS_URL; without it the API relays events)
 	$(RUN) python -m worker

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -188,10 +189,17 @@ class Database:
     def from_settings(cls, settings: DatabaseSettings) -> Database:
         return cls(create_engine(settings))
 
-    async def ping(self) -> None:
+    @asynccontextmanager
+    async def reader(self) -> AsyncIterator[AsyncSession]:
+        """A session for reading only: on SQLite, it leaves the write lock to writers."""
         async with self.engine.connect() as connection:
             read_only = await connection.execution_options(**{SQLITE_BEGIN_OPTION: "DEFERRED"})
-            await read_only.execute(text("SELECT 1"))
+            async with self.sessionmaker(bind=read_only) as session:
+                yield session
+
+    async def ping(self) -> None:
+        async with self.reader() as session:
+            await session.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 import re
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any, ClassVar, TypeVar
 
+import sentry_sdk
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -18,10 +18,12 @@ from sqlalchemy import exc as sqlalchemy_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 
+from app.observability.logs import get_logger
+
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_TYPE_PREFIX = "urn:problem-type:"
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 
 class Problem(BaseModel):
@@ -303,19 +305,20 @@ def _register(
 async def _handle_unexpected(request: Request, exc: Exception) -> ProblemJSONResponse:
     # Reached only for failures outside `UnhandledErrorMiddleware`, in the middleware that
     # wraps it; Starlette's outermost layer calls this, then re-raises to the server.
-    logger.error("Unhandled error in middleware on %s", request.url.path, exc_info=exc)
+    logger.error("unhandled error", path=request.url.path, exc_info=exc)
+    sentry_sdk.capture_exception(exc)
     return unhandled_error_response(request.url.path)
 
 
 async def _handle_database_down(request: Request, exc: Exception) -> ProblemJSONResponse:
-    logger.warning("Database unavailable on %s: %s", request.url.path, type(exc).__name__)
+    logger.warning("database unavailable", path=request.url.path, error=type(exc).__name__)
     return await _handle_problem(request, DatabaseUnavailable())
 
 
 async def _handle_integrity(request: Request, exc: Exception) -> ProblemJSONResponse:
     # Domain code checks its rules first (and locks what it changes), so a constraint that
     # still fails means another transaction got there between the check and the write.
-    logger.warning("Constraint failed on %s: %s", request.url.path, type(exc.__cause__).__name__)
+    logger.warning("constraint failed", path=request.url.path, error=type(exc.__cause__).__name__)
     return await _handle_problem(request, ConcurrentChange())
 
 

@@ -1,23 +1,31 @@
-"""Liveness (`/health`) and readiness (`/ready`) probes."""
+"""The operational endpoints: liveness (`/health`), readiness (`/ready`) and `/metrics`."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
-from collections.abc import Awaitable, Callable
+import signal
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from enum import StrEnum
-from typing import Literal
+from types import FrameType
+from typing import Literal, cast
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 from redis.asyncio import Redis
+from starlette.concurrency import run_in_threadpool
 
-from app.db import get_database
+from app import outbox
+from app.db import Database, get_database, utcnow
 from app.errors import Problem, ProblemError, problem_responses
+from app.observability import metrics
+from app.observability.logs import get_logger
 from app.settings import AppSettings
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 router = APIRouter(tags=["health"])
+metrics_router = APIRouter(tags=["health"])
 
 
 class CheckStatus(StrEnum):
@@ -47,6 +55,61 @@ class ServiceNotReady(ProblemError):
     schema = NotReadyProblem
 
 
+class ShuttingDown(ProblemError):
+    status = 503
+    code = "shutting_down"
+    title = "Service Unavailable"
+    detail = "This instance is shutting down; requests it has already taken will finish."
+
+
+class Draining:
+    """Whether the process has been asked to stop: `/ready` then fails while it finishes."""
+
+    def __init__(self) -> None:
+        self.started = False
+
+    @contextmanager
+    def on_sigterm(self, delay_seconds: float) -> Iterator[None]:
+        """While open, SIGTERM starts draining at once and reaches the server `delay_seconds`
+        later; the server then stops accepting connections and finishes the requests it has.
+
+        The delay lets load balancers see the failing readiness and stop sending traffic
+        before the listener closes. Without a server's handler to pass the signal on to, or
+        off the main thread (where signals cannot be handled), this does nothing.
+        """
+        server_handler = signal.getsignal(signal.SIGTERM)
+        if (
+            not callable(server_handler)
+            or threading.current_thread() is not threading.main_thread()
+        ):
+            yield
+            return
+        loop = asyncio.get_running_loop()
+        timer: asyncio.TimerHandle | None = None
+
+        def pass_on(signum: int, frame: FrameType | None) -> None:
+            server_handler(signum, frame)
+
+        def start(signum: int, frame: FrameType | None) -> None:
+            nonlocal timer
+            self.started = True
+            timer = loop.call_later(delay_seconds, pass_on, signum, frame)
+
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            if self.started:  # a second SIGTERM does not wait
+                pass_on(signum, frame)
+            else:
+                loop.call_soon_threadsafe(start, signum, frame)
+
+        signal.signal(signal.SIGTERM, on_signal)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGTERM, server_handler)
+            if timer is not None:
+                timer.cancel()
+
+
 @router.get("/health", response_model=Liveness)
 async def health() -> Liveness:
     """Liveness: the process answers. Touches no dependency, so an outage never restarts pods."""
@@ -60,7 +123,7 @@ async def _check(
         async with asyncio.timeout(limit_seconds):
             await probe()
     except Exception as exc:
-        logger.warning("Readiness check %s failed: %s", name, type(exc).__name__)
+        logger.warning("readiness check failed", check=name, error=type(exc).__name__)
         return CheckStatus.FAILED
     return CheckStatus.OK
 
@@ -76,10 +139,12 @@ async def _ping_redis(url: str) -> None:
 @router.get(
     "/ready",
     response_model=Readiness,
-    responses=problem_responses(ServiceNotReady),
+    responses=problem_responses(ServiceNotReady, ShuttingDown),
 )
 async def ready(request: Request, settings: AppSettings) -> Readiness:
     """Readiness: the database answers and, when required, Redis does too."""
+    if cast(Draining, request.state.draining).started:
+        raise ShuttingDown(headers={"Retry-After": "5"})
     probes: dict[str, Callable[[], Awaitable[object]]] = {"database": get_database(request).ping}
     redis_url = settings.redis.url
     if settings.redis.health_required and redis_url:  # settings guarantee the URL is there
@@ -91,3 +156,29 @@ async def ready(request: Request, settings: AppSettings) -> Readiness:
     if CheckStatus.FAILED in checks.values():
         raise ServiceNotReady(extensions={"checks": checks}, headers={"Retry-After": "5"})
     return Readiness(checks=checks)
+
+
+@metrics_router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {metrics.CONTENT_TYPE: {}}, "description": "Prometheus text"}},
+)
+async def prometheus_metrics(request: Request, settings: AppSettings) -> Response:
+    """Metrics in the Prometheus text format, the outbox backlog read at this moment."""
+    await _read_outbox_backlog(get_database(request), settings.ready_timeout_seconds)
+    # Reading every process's files in multi-process mode is blocking work.
+    return Response(await run_in_threadpool(metrics.exposition), media_type=metrics.CONTENT_TYPE)
+
+
+async def _read_outbox_backlog(database: Database, limit_seconds: float) -> None:
+    """Update the outbox gauges; without a database they keep their last reading."""
+    try:
+        async with asyncio.timeout(limit_seconds), database.reader() as session:
+            backlog = await outbox.backlog(session)
+    except Exception as exc:
+        logger.warning("outbox backlog not read for metrics", error=type(exc).__name__)
+        return
+    for status, count in backlog.counts.items():
+        metrics.OUTBOX_EVENTS.labels(status).set(count)
+    age = (utcnow() - backlog.oldest_pending_at).total_seconds() if backlog.oldest_pending_at else 0
+    metrics.OUTBOX_OLDEST_PENDING_AGE.set(max(age, 0.0))

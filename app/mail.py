@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import logging
 from email.message import EmailMessage
 from typing import Protocol
 
 import aiosmtplib
 
+from app.observability.logs import get_logger
 from app.settings import SmtpSettings
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 
 class Mailer(Protocol):
@@ -25,7 +25,7 @@ class LogMailer:
     """
 
     async def send(self, message: EmailMessage) -> None:
-        logger.info("Mail to %s: %s", mask_address(str(message["To"])), message["Subject"])
+        logger.info("mail", to=mask_address(str(message["To"])), subject=message["Subject"])
 
 
 def mask_address(address: str) -> str:

@@ -15,8 +15,10 @@ from app import health, outbox
 from app.db import Database
 from app.domains import discover
 from app.errors import DatabaseUnavailable, install_error_handlers, install_problem_openapi
+from app.health import Draining
 from app.mail import mailer_from_settings
 from app.middleware import (
+    AccessLogMiddleware,
     ApiVersionMiddleware,
     BodyLimitMiddleware,
     HttpsRedirectMiddleware,
@@ -26,7 +28,10 @@ from app.middleware import (
     UnhandledErrorMiddleware,
     request_id_middleware,
 )
-from app.observability import configure_logging
+from app.observability.error_reporting import configure_error_reporting
+from app.observability.logs import configure_logging
+from app.observability.metrics import HttpMetricsMiddleware
+from app.observability.tracing import instrument_app, traced_clients
 from app.outbox import HandlerContext
 from app.rate_limit import RateLimited, RateLimiter, RateLimiterUnavailable
 from app.settings import Settings, get_settings
@@ -41,6 +46,7 @@ class State(TypedDict):
 
     database: Database
     rate_limiter: RateLimiter
+    draining: Draining
 
 
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
@@ -51,23 +57,32 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     """
     settings = settings or get_settings()
     configure_logging(settings)
+    configure_error_reporting(settings)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[State]:
         db = database or Database.from_settings(settings.database)
         limiter = RateLimiter(settings)
+        draining = Draining()
         try:
-            async with _embedded_relay(settings, db):  # stops before the database closes
-                yield {"database": db, "rate_limiter": limiter}
+            with (
+                traced_clients(settings.tracing, db.engine),
+                draining.on_sigterm(settings.shutdown_drain_seconds),
+            ):
+                async with _embedded_relay(settings, db):  # stops before the database closes
+                    yield {"database": db, "rate_limiter": limiter, "draining": draining}
         finally:
             await limiter.close()
             if database is None:
                 await db.dispose()
 
-    # Outermost first: each entry wraps everything below it.
+    # Outermost first: each entry wraps everything below it. With tracing on, the
+    # OpenTelemetry middleware wraps them all.
     middleware = [
+        *([Middleware(HttpMetricsMiddleware)] if settings.metrics.enabled else []),
         Middleware(SecurityHeadersMiddleware),
         Middleware(request_id_middleware),
+        Middleware(AccessLogMiddleware),
         Middleware(
             ApiVersionMiddleware,
             versions=settings.api.versions,
@@ -82,7 +97,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     ]
     docs: dict[str, Any] = (
         {"docs_url": "/docs", "openapi_url": "/openapi.json"}
-        if settings.api.docs_enabled
+        if settings.docs_enabled
         else {"docs_url": None, "openapi_url": None}
     )
     app = FastAPI(
@@ -99,12 +114,15 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.settings = settings
     install_error_handlers(app)
     app.include_router(health.router)
+    if settings.metrics.enabled:
+        app.include_router(health.metrics_router)
     app.include_router(api_router())
     install_problem_openapi(
         app,
         api_prefix=API_PREFIX,
         api_errors=(RateLimited, RateLimiterUnavailable, DatabaseUnavailable),
     )
+    instrument_app(settings.tracing, app)
     return app
 
 

@@ -1,30 +1,35 @@
-"""Pure ASGI middleware: request ids, API version headers, no-store caching, trusted hosts and
-the last-resort 500.
+"""Pure ASGI middleware: security headers, request ids, the access log, API version headers,
+no-store caching, trusted hosts, the HTTPS redirect, the body limit and the last-resort 500.
 
 `main.py` lists them in order; each one is a small class that touches only what it must.
 """
 
 from __future__ import annotations
 
-import logging
 import re
+import time
 from collections.abc import Iterable
 
+import sentry_sdk
 from asgi_correlation_id import CorrelationIdMiddleware
+from prometheus_fastapi_instrumentator.routing import get_route_name
 from starlette.datastructures import URL, Headers, MutableHeaders
 from starlette.exceptions import HTTPException
+from starlette.requests import HTTPConnection
 from starlette.responses import RedirectResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.errors import problem_response, route_path, status_title, unhandled_error_response
+from app.observability.logs import get_logger
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 REQUEST_ID_HEADER = "X-Request-ID"
 API_VERSION_HEADER = "X-API-Version"
 API_VERSION_DEFAULTED_HEADER = "X-API-Version-Defaulted"
-# Paths an orchestrator probes by pod IP, so they answer whatever the Host header says.
-PROBE_PATHS = frozenset({"/health", "/ready"})
+# Paths that probes and the metrics scraper reach by pod IP, so they answer whatever the
+# Host header says, and over plain HTTP.
+POD_IP_PATHS = frozenset({"/health", "/ready", "/metrics"})
 
 # A caller's request id is kept when it is a plain token; anything else (too long, spaces,
 # control characters that could forge log lines) is replaced by a fresh one.
@@ -56,6 +61,44 @@ def request_id_middleware(app: ASGIApp) -> CorrelationIdMiddleware:
     return CorrelationIdMiddleware(
         app, header_name=REQUEST_ID_HEADER, validator=is_valid_request_id
     )
+
+
+access_logger = get_logger("app.access")
+
+
+class AccessLogMiddleware:
+    """One line per request once it is answered: method, route template, status, duration.
+
+    The route template (`/api/v1/posts/{post_id}`), not the path, so lines group by
+    endpoint; the query string, which may carry anything, is never logged.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # unless a response starts
+
+        async def record_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, record_status)
+        finally:
+            access_logger.info(
+                "request",
+                method=scope["method"],
+                route=get_route_name(HTTPConnection(scope), should_include_root_path=False),
+                status=status,
+                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+            )
 
 
 class ApiVersionMiddleware:
@@ -137,7 +180,7 @@ class TrustedHostMiddleware:
         if (
             scope["type"] != "http"
             or self.allow_any
-            or route_path(scope) in PROBE_PATHS
+            or route_path(scope) in POD_IP_PATHS
             or self._is_allowed(Headers(scope=scope).get("host", ""))
         ):
             await self.app(scope, receive, send)
@@ -217,7 +260,7 @@ class HttpsRedirectMiddleware:
         if scope["type"] != "http" or scope.get("scheme") != "http":
             await self.app(scope, receive, send)
             return
-        if route_path(scope) in PROBE_PATHS:
+        if route_path(scope) in POD_IP_PATHS:
             await self.app(scope, receive, send)
             return
         if scope["method"] in {"GET", "HEAD"}:
@@ -297,8 +340,9 @@ class UnhandledErrorMiddleware:
 
         try:
             await self.app(scope, receive, tracking_send)
-        except Exception:
-            logger.exception("Unhandled error on %s %s", scope["method"], scope["path"])
+        except Exception as exc:
+            logger.exception("unhandled error", method=scope["method"], path=scope["path"])
+            sentry_sdk.capture_exception(exc)
             if response_started:
                 raise  # too late for a problem body; the server closes the connection
             await unhandled_error_response(scope["path"])(scope, receive, send)

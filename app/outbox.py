@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -21,7 +20,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, select, update
+from opentelemetry import trace
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, func, select, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -30,9 +30,13 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import NEVER_REUSE_IDS, Base, BigIntId, Database, str_enum, utcnow
 from app.mail import Mailer
+from app.observability.logs import get_logger
+from app.observability.metrics import OUTBOX_PROCESSED
+from app.observability.tracing import current_context, links_to
 from app.settings import OutboxSettings, Settings
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
+_tracer = trace.get_tracer(__name__)
 
 
 class OutboxStatus(StrEnum):
@@ -62,6 +66,9 @@ class OutboxEvent(Base):
     locked_until: Mapped[datetime | None]
     processed_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
+    # The W3C trace context of the request that recorded the event (`traceparent`), so the
+    # span that handles it links back to that request; empty when nothing was traced.
+    trace_context: Mapped[dict[str, str] | None] = mapped_column(JSON)
 
 
 def record(session: AsyncSession, topic: str, payload: dict[str, Any]) -> OutboxEvent:
@@ -70,7 +77,7 @@ def record(session: AsyncSession, topic: str, payload: dict[str, Any]) -> Outbox
     Payloads are stored in clear and read by workers: ids and public facts only, never
     secrets, tokens or password hashes.
     """
-    event = OutboxEvent(topic=topic, payload=payload)
+    event = OutboxEvent(topic=topic, payload=payload, trace_context=current_context() or None)
     session.add(event)
     return event
 
@@ -240,6 +247,17 @@ async def process(database: Database, event_id: int, context: HandlerContext) ->
         event.attempts += 1
         event.locked_until = utcnow() + timedelta(seconds=settings.visibility_timeout_seconds)
         await session.commit()
+    with _tracer.start_as_current_span(
+        f"outbox {event.topic}",
+        kind=trace.SpanKind.CONSUMER,
+        links=links_to(event.trace_context),
+        attributes={"outbox.event_id": event.id, "outbox.attempt": event.attempts},
+    ):
+        await _run_handler(database, event_id, context)
+
+
+async def _run_handler(database: Database, event_id: int, context: HandlerContext) -> None:
+    settings = context.settings.outbox
     async with database.sessionmaker() as session:
         event = await _lock_queued(session, event_id)
         if event is None:  # pragma: no cover - only when another job took it in between
@@ -258,6 +276,7 @@ async def process(database: Database, event_id: int, context: HandlerContext) ->
                 utcnow(),
                 None,
             )
+            OUTBOX_PROCESSED.labels(event.topic, "completed").inc()
         await session.commit()
 
 
@@ -276,13 +295,19 @@ def _fail(event: OutboxEvent, error: str, settings: OutboxSettings, *, permanent
     event.locked_until = None
     if permanent or event.attempts >= settings.max_attempts:
         event.status = OutboxStatus.FAILED
-        logger.error("Outbox event %s (%s) failed for good: %s", event.id, event.topic, error)
+        OUTBOX_PROCESSED.labels(event.topic, "failed").inc()
+        logger.error(
+            "outbox event failed for good", event_id=event.id, topic=event.topic, error=error
+        )
         return
     backoff = min(settings.retry_cap_seconds, settings.retry_base_seconds * 2**event.attempts)
     jitter = random.uniform(0.5, 1.0)  # noqa: S311 - spreads retries, not a secret
     event.status = OutboxStatus.PENDING
     event.available_at = utcnow() + timedelta(seconds=backoff * jitter)
-    logger.warning("Outbox event %s (%s) failed, retrying: %s", event.id, event.topic, error)
+    OUTBOX_PROCESSED.labels(event.topic, "retried").inc()
+    logger.warning(
+        "outbox event failed, retrying", event_id=event.id, topic=event.topic, error=error
+    )
 
 
 async def relay(database: Database, context: HandlerContext, stop: asyncio.Event) -> None:
@@ -309,11 +334,11 @@ async def relay(database: Database, context: HandlerContext, stop: asyncio.Event
             handled = await dispatch(database, settings, handle_now, stop=stop)
         except Exception:
             if not failing:  # once until a pass succeeds again, not every interval
-                logger.exception("Outbox relay pass failed; retrying")
+                logger.exception("outbox relay pass failed, retrying")
             failing, handled = True, 0
         else:
             if failing:
-                logger.warning("Outbox relay passes succeed again")
+                logger.warning("outbox relay passes succeed again")
             failing = False
         if not handled:
             with contextlib.suppress(TimeoutError):
@@ -352,3 +377,26 @@ async def events_with_status(
 ) -> Sequence[OutboxEvent]:
     query = select(OutboxEvent).where(OutboxEvent.status == status).order_by(OutboxEvent.id)
     return (await session.scalars(query.limit(limit))).all()
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """Events not completed: how many in each such status, and when the oldest pending one
+    was recorded."""
+
+    counts: dict[OutboxStatus, int]
+    oldest_pending_at: datetime | None
+
+
+async def backlog(session: AsyncSession) -> Backlog:
+    waiting = (OutboxStatus.PENDING, OutboxStatus.QUEUED, OutboxStatus.FAILED)
+    rows = await session.execute(
+        select(OutboxEvent.status, func.count())
+        .where(OutboxEvent.status.in_(waiting))
+        .group_by(OutboxEvent.status)
+    )
+    counts = dict.fromkeys(waiting, 0) | dict(rows.tuples().all())
+    oldest = await session.scalar(
+        select(func.min(OutboxEvent.created_at)).where(OutboxEvent.status == OutboxStatus.PENDING)
+    )
+    return Backlog(counts, oldest)

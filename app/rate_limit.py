@@ -14,10 +14,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import ipaddress
-import logging
 import math
 import time
-from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final
@@ -38,9 +36,11 @@ from redis.asyncio import BlockingConnectionPool
 from app.domains.auth.tokens import InvalidAccessToken, decode_access_token
 from app.domains.users.schemas import normalize_email
 from app.errors import ProblemError, carry_header
+from app.observability.logs import get_logger
+from app.observability.metrics import RATE_LIMIT_DECISIONS
 from app.settings import Settings
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 # Classes whose routes would hand an attacker unmetered guesses if the limiter were down.
 FAIL_CLOSED: Final = frozenset({"login", "login_account", "register", "refresh", "oauth"})
@@ -123,8 +123,6 @@ class RateLimiter:
             )
             for name in POLICIES
         }
-        # Outcomes per policy: allowed, refused, failed_open, failed_closed.
-        self.decisions: Counter[tuple[str, str]] = Counter()
         self._failing = False
 
     def _storage(self, settings: Settings) -> Storage:
@@ -158,24 +156,24 @@ class RateLimiter:
         except Exception as exc:
             self._storage_failed(exc)
             outcome = "failed_closed" if policy.fail_closed else "failed_open"
-            self.decisions[policy.name, outcome] += 1
+            RATE_LIMIT_DECISIONS.labels(policy.name, outcome).inc()
             raise StoreUnavailable(policy) from exc
         self._storage_answered()
-        self.decisions[policy.name, "allowed" if allowed else "refused"] += 1
+        RATE_LIMIT_DECISIONS.labels(policy.name, "allowed" if allowed else "refused").inc()
         reset = max(0, math.ceil(stats.reset_time - time.time()))
         return Decision(policy, allowed, stats.remaining, reset)
 
     def _storage_failed(self, exc: Exception) -> None:
         if not self._failing:  # once per outage, not once per request
             logger.warning(
-                "Rate-limit store unavailable (%s): auth routes refuse, reads and writes pass",
-                type(exc).__name__,
+                "rate-limit store unavailable: auth routes refuse, reads and writes pass",
+                error=type(exc).__name__,
             )
         self._failing = True
 
     def _storage_answered(self) -> None:
         if self._failing:
-            logger.warning("Rate-limit store reachable again")
+            logger.warning("rate-limit store reachable again")
         self._failing = False
 
     async def close(self) -> None:

@@ -98,13 +98,12 @@ class RedisSettings(BaseSettings):
 
 
 class ApiSettings(BaseSettings):
-    """`API_*`: versioning and the public documentation pages."""
+    """`API_*`: versioning."""
 
     model_config = _group("API_")
 
     versions: CsvList = Field(default_factory=lambda: ["v1"], min_length=1)
     default_version: str = "v1"
-    docs_enabled: bool = True
 
     @field_validator("versions", mode="before")
     @classmethod
@@ -226,6 +225,40 @@ class SmtpSettings(BaseSettings):
     sender: str = "no-reply@example.com"
 
 
+class MetricsSettings(BaseSettings):
+    """`METRICS_*`: Prometheus metrics, on `/metrics` and on the worker's own port."""
+
+    model_config = _group("METRICS_")
+
+    enabled: bool = True
+    # The worker has no HTTP server of its own: it serves its metrics here. In a container,
+    # set the host to 0.0.0.0 so the scraper can reach it.
+    worker_host: str = "127.0.0.1"
+    worker_port: int = Field(default=9100, ge=1, le=65535)
+
+
+class TracingSettings(BaseSettings):
+    """`OTEL_*`: OpenTelemetry's own variable names. Without an endpoint, nothing is traced."""
+
+    model_config = _group("OTEL_")
+
+    # The collector's OTLP/HTTP base URL, such as http://otel-collector:4318.
+    exporter_otlp_endpoint: str | None = None
+    service_name: str = "fastapi-starter"
+
+
+class SentrySettings(BaseSettings):
+    """`SENTRY_*`: error reports. Without a DSN, nothing is sent."""
+
+    model_config = _group("SENTRY_")
+
+    dsn: SecretStr | None = None
+    # Defaults to ENVIRONMENT.
+    environment: str | None = None
+    # The deployed version, such as a git commit; Sentry groups regressions by it.
+    release: str | None = None
+
+
 class Settings(BaseSettings):
     """The service's configuration. Build it through `get_settings()`."""
 
@@ -237,6 +270,9 @@ class Settings(BaseSettings):
     secret_key: SecretStr = Field(default_factory=lambda: SecretStr(secrets.token_urlsafe(48)))
     trusted_hosts: CsvList = Field(default_factory=list)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    # One JSON object per line, or aligned text for a terminal; by default JSON in
+    # production and text elsewhere.
+    log_format: Literal["json", "console"] | None = None
     # Behind a reverse proxy: read the client address from X-Forwarded-For, taking the entry
     # the nearest `trusted_proxy_count` proxies vouch for, never the client-supplied left end.
     trust_proxy_headers: bool = False
@@ -249,6 +285,12 @@ class Settings(BaseSettings):
     cors_origins: CsvList = Field(default_factory=list)
     # Below Kubernetes' default 1 s probe timeout, so the probe sees our 503, not its own.
     ready_timeout_seconds: float = Field(default=0.8, gt=0)
+    # On SIGTERM, `/ready` answers 503 at once and the server keeps serving this long before
+    # it stops accepting connections, so load balancers take the instance out of rotation
+    # first. In Kubernetes, a few seconds (the time endpoints take to update).
+    shutdown_drain_seconds: float = Field(default=0.0, ge=0, le=60)
+    # Serve `/docs` and `/openapi.json`.
+    docs_enabled: bool = True
 
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
@@ -257,6 +299,9 @@ class Settings(BaseSettings):
     rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    tracing: TracingSettings = Field(default_factory=TracingSettings)
+    sentry: SentrySettings = Field(default_factory=SentrySettings)
 
     @field_validator("trusted_hosts", "cors_origins", mode="before")
     @classmethod
@@ -286,6 +331,12 @@ class Settings(BaseSettings):
                 stacklevel=2,
             )
         return self
+
+    @property
+    def json_logs(self) -> bool:
+        if self.log_format is None:
+            return self.environment is Environment.PRODUCTION
+        return self.log_format == "json"
 
     @property
     def secret_key_configured(self) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import pytest
-from fastapi import APIRouter, FastAPI, HTTPException, Path, Request
+from fastapi import APIRouter, FastAPI, HTTPException, Path
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import text
 
@@ -49,12 +49,6 @@ async def crash() -> None:
 @router.get("/whoami")
 async def who_am_i(user: OptionalUser) -> dict[str, int | None]:
     return {"user_id": user.id if user else None}
-
-
-@router.get("/rate-limit-decisions")
-async def rate_limit_decisions(request: Request) -> dict[str, int]:
-    decisions = request.state.rate_limiter.decisions
-    return {f"{policy}:{outcome}": count for (policy, outcome), count in decisions.items()}
 
 
 @router.get("/items/{item_id}")

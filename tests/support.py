@@ -2,53 +2,51 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 from pathlib import Path
 from typing import Any
 
 import httpx
 from alembic.config import Config
+from prometheus_client import REGISTRY
+from pydantic_settings import BaseSettings
 
 from app.errors import PROBLEM_MEDIA_TYPE
-from app.settings import (
-    ApiSettings,
-    AuthSettings,
-    DatabaseSettings,
-    OutboxSettings,
-    RateLimitSettings,
-    RedisSettings,
-    Settings,
-)
+from app.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 CHEAP_HASHING = {"argon2_time_cost": 1, "argon2_memory_kib": 64}
 
 
-def make_settings(
-    database_url: str,
-    *,
-    database: dict[str, Any] | None = None,
-    redis: dict[str, Any] | None = None,
-    api: dict[str, Any] | None = None,
-    auth: dict[str, Any] | None = None,
-    rate_limit: dict[str, Any] | None = None,
-    outbox: dict[str, Any] | None = None,
-    **overrides: Any,
-) -> Settings:
+_GROUPS: dict[str, type[BaseSettings]] = {
+    name: field.annotation
+    for name, field in Settings.model_fields.items()
+    if isinstance(field.annotation, type) and issubclass(field.annotation, BaseSettings)
+}
+
+
+def make_settings(database_url: str, **overrides: Any) -> Settings:
     """Settings for a test: only what the test says, never the developer's `.env`.
 
     Password hashing is made cheap, and rate limiting and the embedded outbox relay are off,
-    unless a test asks otherwise.
+    unless a test asks otherwise. A group's overrides are a dict: `rate_limit={...}`.
     """
+    defaults: dict[str, dict[str, Any]] = {
+        "database": {"url": database_url},
+        "auth": CHEAP_HASHING,
+        "rate_limit": {"enabled": False},
+        "outbox": {"relay_enabled": False},
+        "metrics": {"worker_port": unused_port()},
+    }
+    groups: dict[str, Any] = {
+        name: group(_env_file=None, **(defaults.get(name, {}) | (overrides.pop(name, None) or {})))
+        for name, group in _GROUPS.items()
+    }
     return Settings(
         _env_file=None,
         environment=overrides.pop("environment", "test"),
-        database=DatabaseSettings(_env_file=None, url=database_url, **(database or {})),
-        redis=RedisSettings(_env_file=None, **(redis or {})),
-        api=ApiSettings(_env_file=None, **(api or {})),
-        auth=AuthSettings(_env_file=None, **(CHEAP_HASHING | (auth or {}))),
-        rate_limit=RateLimitSettings(_env_file=None, **({"enabled": False} | (rate_limit or {}))),
-        outbox=OutboxSettings(_env_file=None, **({"relay_enabled": False} | (outbox or {}))),
+        **groups,
         **overrides,
     )
 
@@ -86,3 +84,28 @@ async def forget_queue(redis: Any, queue: str) -> None:
     keys = [key async for key in redis.scan_iter(f"*{queue}*")]
     if keys:
         await redis.delete(*keys)
+
+
+def counters(metric: str) -> dict[str, float]:
+    """A counter's values in this process, keyed by their label values: `"login:refused"`."""
+    return {
+        ":".join(sample.labels.values()): sample.value
+        for family in REGISTRY.collect()
+        if family.name == metric
+        for sample in family.samples
+        if sample.name == f"{metric}_total"
+    }
+
+
+def counted_since(before: dict[str, float], metric: str) -> dict[str, float]:
+    """What a counter gained since `before = counters(metric)`, leaving out what did not move."""
+    return {
+        labels: value - before.get(labels, 0.0)
+        for labels, value in counters(metric).items()
+        if value != before.get(labels, 0.0)
+    }
+
+
+def log_events(records: list[logging.LogRecord], logger: str) -> list[dict[str, Any]]:
+    """The structured events a logger wrote, as captured by `caplog.records`."""
+    return [r.msg for r in records if r.name == logger and isinstance(r.msg, dict)]

@@ -7,6 +7,7 @@ rewriting this module, not the outbox.
 from __future__ import annotations
 
 import asyncio
+from contextlib import ExitStack
 from typing import Any, ClassVar
 
 from arq import cron, func
@@ -16,7 +17,10 @@ from app import outbox
 from app.db import Database
 from app.domains import load_models
 from app.mail import mailer_from_settings
-from app.observability import configure_logging
+from app.observability.error_reporting import configure_error_reporting
+from app.observability.logs import configure_logging
+from app.observability.metrics import metrics_server
+from app.observability.tracing import traced_clients
 from app.outbox import HandlerContext
 from app.settings import Settings
 
@@ -40,11 +44,19 @@ def worker_settings(settings: Settings) -> type[Any]:
 
     async def startup(ctx: Context) -> None:
         configure_logging(settings)
+        configure_error_reporting(settings)
         load_models()  # imports every domain's tasks.py, which registers the handlers
-        ctx["database"] = Database.from_settings(settings.database)
+        database = Database.from_settings(settings.database)
+        ctx["database"] = database
         ctx["context"] = HandlerContext(settings, mailer_from_settings(settings.smtp))
+        ctx["cleanup"] = cleanup = ExitStack()
+        cleanup.enter_context(traced_clients(settings.tracing, database.engine))
+        if settings.metrics.enabled:
+            metrics = settings.metrics
+            cleanup.enter_context(metrics_server(metrics.worker_host, metrics.worker_port))
 
     async def shutdown(ctx: Context) -> None:
+        ctx["cleanup"].close()
         await ctx["database"].dispose()
 
     async def dispatch_outbox(ctx: Context) -> int:

@@ -18,6 +18,7 @@ from app.settings import Settings
 ROUTES = {
     ("GET", "/health", "health"),
     ("GET", "/ready", "ready"),
+    ("GET", "/metrics", "prometheus_metrics"),
     ("POST", "/api/v1/users", "create_user"),
     ("GET", "/api/v1/users/me", "read_current_user"),
     ("PATCH", "/api/v1/users/me", "update_current_user"),
@@ -60,7 +61,7 @@ def test_route_table_is_pinned(app: FastAPI) -> None:
 def test_every_api_route_is_versioned(app: FastAPI) -> None:
     paths = {path for _, path, _ in route_table(app)}
 
-    assert all(path.startswith("/api/v1/") for path in paths - {"/health", "/ready"})
+    assert all(path.startswith("/api/v1/") for path in paths - {"/health", "/ready", "/metrics"})
 
 
 async def test_interactive_docs_are_served(client: httpx.AsyncClient) -> None:
@@ -142,8 +143,7 @@ def test_openapi_is_generated_once(app: FastAPI) -> None:
 
 @pytest.mark.parametrize("path", ["/docs", "/openapi.json"])
 async def test_docs_can_be_turned_off(settings: Settings, database: Database, path: str) -> None:
-    no_docs = settings.api.model_copy(update={"docs_enabled": False})
-    app = create_app(settings.model_copy(update={"api": no_docs}), database=database)
+    app = create_app(settings.model_copy(update={"docs_enabled": False}), database=database)
     async with LifespanManager(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:

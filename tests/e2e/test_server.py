@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 
@@ -15,22 +11,15 @@ import pytest
 from redis import Redis
 
 from tests.conftest import TEST_REDIS_URL
+from tests.e2e.server import served
 from tests.factories import PASSWORD, bearer, unique_email
-from tests.support import ROOT, assert_problem
+from tests.support import assert_problem
 
 
 @pytest.fixture(scope="module")
 def server(database_url: str) -> Iterator[str]:
-    """Uvicorn serving `create_app` in a subprocess, on a socket bound before it starts.
-
-    The test binds the socket itself and hands it to uvicorn (`--fd`): connections made
-    before the server is up wait in the listen backlog, so no test polls or sleeps.
-    """
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(64)
-    host, port = listener.getsockname()
-    env = os.environ | {
+    """The API in a subprocess of its own, shared by this module's tests."""
+    env = {
         "ENVIRONMENT": "test",
         "DATABASE_URL": database_url,
         "RATE_LIMIT_LOGIN_ACCOUNT": "5/minute",
@@ -41,33 +30,14 @@ def server(database_url: str) -> Iterator[str]:
     }
     if TEST_REDIS_URL:  # the production shape: counters in Redis
         env["REDIS_URL"] = TEST_REDIS_URL
-    process = subprocess.Popen(  # noqa: S603 - fixed argv built from this interpreter
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "app.main:create_app",
-            "--factory",
-            "--fd",
-            str(listener.fileno()),
-        ],
-        cwd=ROOT,
-        env=env,
-        pass_fds=[listener.fileno()],
-    )
-    listener.close()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        # SIGTERM is what an orchestrator sends: uvicorn drains in-flight requests, then
-        # re-raises the signal so the exit status names what stopped it.
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=30) == -signal.SIGTERM
-        if TEST_REDIS_URL:  # the counters it left (they would expire on their own anyway)
-            with Redis.from_url(TEST_REDIS_URL) as redis:
-                keys = list(redis.scan_iter(f"{env['RATE_LIMIT_KEY_PREFIX']}*"))
-                if keys:
-                    redis.delete(*keys)
+    with served(env) as running:
+        yield running.url
+        assert running.stop() == -signal.SIGTERM
+    if TEST_REDIS_URL:  # the counters it left (they would expire on their own anyway)
+        with Redis.from_url(TEST_REDIS_URL) as redis:
+            keys = list(redis.scan_iter(f"{env['RATE_LIMIT_KEY_PREFIX']}*"))
+            if keys:
+                redis.delete(*keys)
 
 
 @pytest.fixture

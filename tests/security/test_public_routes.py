@@ -17,6 +17,7 @@ from app.main import API_PREFIX
 PUBLIC = {
     ("GET", "/health"),
     ("GET", "/ready"),
+    ("GET", "/metrics"),
     ("POST", f"{API_PREFIX}/users"),
     ("POST", f"{API_PREFIX}/login"),
     ("POST", f"{API_PREFIX}/auth/refresh"),
@@ -36,7 +37,7 @@ def _calls(dependant: Dependant) -> Iterator[object]:
 
 def _routes() -> Iterator[tuple[str, str, APIRoute]]:
     routers = [(API_PREFIX, d.router) for d in discover() if d.router is not None]
-    for prefix, router in [("", health.router), *routers]:
+    for prefix, router in [("", health.router), ("", health.metrics_router), *routers]:
         for route in router.routes:
             assert isinstance(route, APIRoute)
             for method in route.methods or ():

@@ -21,7 +21,7 @@ from app.rate_limit import (
     client_address,
 )
 from app.settings import RateLimitSettings
-from tests.support import make_settings
+from tests.support import counted_since, counters, log_events, make_settings
 
 
 def _request(peer: str | None, *forwarded: str) -> Request:
@@ -101,6 +101,7 @@ async def test_an_outage_is_logged_once_and_its_end_once(caplog: pytest.LogCaptu
     # Simulate the store going away under the read policy.
     limiter.policies["read"] = replace(limiter.policies["read"], strategy=store)  # type: ignore[arg-type]
 
+    before = counters("rate_limit_decisions")
     with caplog.at_level(logging.WARNING, logger="app.rate_limit"):
         for _ in range(3):
             with pytest.raises(StoreUnavailable):
@@ -109,10 +110,12 @@ async def test_an_outage_is_logged_once_and_its_end_once(caplog: pytest.LogCaptu
         for _ in range(2):
             assert (await limiter.hit("read", "ip:1")).allowed
 
-    messages = [r.getMessage() for r in caplog.records if r.name == "app.rate_limit"]
+    messages = [event["event"] for event in log_events(caplog.records, "app.rate_limit")]
     assert len(messages) == 2
     assert "unavailable" in messages[0]
     assert "reachable again" in messages[1]
-    assert limiter.decisions["read", "failed_open"] == 3
-    assert limiter.decisions["read", "allowed"] == 2
+    assert counted_since(before, "rate_limit_decisions") == {
+        "read:failed_open": 3,
+        "read:allowed": 2,
+    }
     await limiter.close()

@@ -26,6 +26,7 @@ from app.domains.users import repository as users_repository
 from app.domains.users import service as users_service
 from app.domains.users.models import User
 from app.domains.users.schemas import normalize_email
+from app.observability.metrics import LOGINS, REFRESH_TOKEN_REUSE
 from app.settings import Settings
 
 USER_AGENT_MAX_LENGTH = 512
@@ -59,6 +60,30 @@ async def login(
     password: str,
     user_agent: str | None,
 ) -> TokenPair:
+    try:
+        user = await _authenticate(session, hasher, email=email, password=password)
+    except InvalidCredentials:
+        LOGINS.labels("failure").inc()
+        raise
+    LOGINS.labels("success").inc()
+    now = utcnow()
+    family_expires_at = now + timedelta(days=settings.auth.refresh_absolute_days)
+    return await _issue(
+        session,
+        settings,
+        user_id=user.id,
+        family_id=uuid.uuid4(),
+        parent_id=None,
+        family_expires_at=family_expires_at,
+        user_agent=user_agent,
+        now=now,
+    )
+
+
+async def _authenticate(
+    session: AsyncSession, hasher: PasswordHasher, *, email: str, password: str
+) -> User:
+    """The active user these credentials belong to, locked; `InvalidCredentials` otherwise."""
     async with hasher.reserved():
         found = await users_repository.get_by_email(session, normalize_email(email))
         # Unknown accounts are verified against a dummy hash: same work, same answer.
@@ -72,18 +97,7 @@ async def login(
         raise InvalidCredentials
     if new_hash is not None:
         user.password_hash = new_hash  # parameters were outdated: upgrade transparently
-    now = utcnow()
-    family_expires_at = now + timedelta(days=settings.auth.refresh_absolute_days)
-    return await _issue(
-        session,
-        settings,
-        user_id=user.id,
-        family_id=uuid.uuid4(),
-        parent_id=None,
-        family_expires_at=family_expires_at,
-        user_agent=user_agent,
-        now=now,
-    )
+    return user
 
 
 async def refresh(
@@ -111,6 +125,7 @@ async def refresh(
         await repository.revoke_family(
             session, token.family_id, reason=RevokeReason.REUSE_DETECTED, now=now
         )
+        REFRESH_TOKEN_REUSE.inc()
         raise RefreshTokenReused
     if min(token.expires_at, token.family_expires_at) <= now or not owner.is_active:
         raise InvalidRefreshToken

@@ -43,6 +43,9 @@ def _worker_settings(engine: AsyncEngine, redis_url: str, **outbox_settings: Any
         engine.url.render_as_string(hide_password=False),
         redis={"url": redis_url},
         outbox={"queue_name": f"test-outbox-{uuid.uuid4().hex}"} | outbox_settings,
+        # Started twice in one process below (fixture and worker): one metrics port each
+        # is the worker process's; test_worker_metrics covers it.
+        metrics={"enabled": False},
     )
     return worker_settings(settings)
 

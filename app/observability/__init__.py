@@ -1,0 +1,1 @@
+"""Logs, metrics, traces and error reports; each is off, or a no-op, until configured."""

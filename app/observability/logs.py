@@ -1,0 +1,118 @@
+"""Logging: structlog over the standard library, so our lines and every library's (uvicorn,
+SQLAlchemy, ARQ) go through one handler and one format: a JSON object per line in
+production, aligned text at a terminal.
+
+Every line carries the id of the request that produced it and, while a trace is recorded,
+the trace and span ids. Values under sensitive keys, bearer tokens, JWTs and
+`password=...` fragments are masked on every line, whoever wrote it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import structlog
+from asgi_correlation_id.context import correlation_id
+from opentelemetry import trace
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+from app.settings import Settings
+
+REDACTED = "[redacted]"
+_SENSITIVE_KEY = re.compile(r"pass(word|wd)?|token|secret|authorization|cookie|dsn|api_?key", re.I)
+_SENSITIVE_TEXT = re.compile(
+    r"(?i)\bbearer\s+\S+"  # an Authorization header's value
+    r"|\beyJ[\w-]+\.[\w-]+\.[\w-]*"  # a JWT
+    r"|\b(pass(?:word|wd)?|token|secret)(\s*[=:]\s*)\S+"  # password=..., token: ...
+)
+
+
+def _mask(match: re.Match[str]) -> str:
+    return f"{match[1]}{match[2]}{REDACTED}" if match[1] else REDACTED
+
+
+def redact(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
+    for key, value in event_dict.items():
+        if _SENSITIVE_KEY.search(key):
+            event_dict[key] = REDACTED
+        elif isinstance(value, str):
+            event_dict[key] = _SENSITIVE_TEXT.sub(_mask, value)
+    return event_dict
+
+
+def _add_request_id(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
+    request_id = correlation_id.get()
+    if request_id is not None:
+        event_dict.setdefault("request_id", request_id)
+    return event_dict
+
+
+def _add_trace_ids(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
+    span = trace.get_current_span().get_span_context()
+    if span.is_valid:
+        event_dict["trace_id"] = trace.format_trace_id(span.trace_id)
+        event_dict["span_id"] = trace.format_span_id(span.span_id)
+    return event_dict
+
+
+# Run for our lines and, through the formatter, for lines logged with the standard library.
+_CONTEXT: list[Processor] = [
+    structlog.contextvars.merge_contextvars,
+    structlog.stdlib.add_log_level,
+    structlog.stdlib.add_logger_name,
+    structlog.stdlib.PositionalArgumentsFormatter(),
+    _add_request_id,
+    _add_trace_ids,
+    structlog.processors.TimeStamper(fmt="iso", utc=True),
+]
+structlog.configure(
+    processors=[*_CONTEXT, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+    logger_factory=structlog.stdlib.LoggerFactory(),
+    wrapper_class=structlog.stdlib.BoundLogger,
+    cache_logger_on_first_use=True,
+)
+
+# One handler for the process, added to the root logger once however many applications
+# are built; handlers others installed (a test runner's, an APM agent's) stay.
+_handler = logging.StreamHandler()
+
+
+def get_logger(name: str) -> structlog.stdlib.BoundLogger:
+    """A logger for a module: `get_logger(__name__).info("event_name", key=value)`."""
+    return structlog.stdlib.get_logger(name)
+
+
+def configure_logging(settings: Settings) -> None:
+    renderer: Processor = (
+        structlog.processors.JSONRenderer()
+        if settings.json_logs
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    _handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=_CONTEXT,
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                redact,
+                renderer,
+            ],
+        )
+    )
+    root = logging.getLogger()
+    if _handler not in root.handlers:
+        root.addHandler(_handler)
+    root.setLevel(settings.log_level)
+    _adopt_uvicorn_loggers()
+
+
+def _adopt_uvicorn_loggers() -> None:
+    """Uvicorn's lines go through our handler; its access line gives way to ours."""
+    for name in ("uvicorn", "uvicorn.error"):
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True
+    access = logging.getLogger("uvicorn.access")
+    access.handlers.clear()
+    access.propagate = False

@@ -1,0 +1,115 @@
+"""Prometheus metrics: HTTP metrics from prometheus-fastapi-instrumentator and our own.
+
+Metrics belong to the process, not to an application instance, so each is created once
+here, however many applications a process builds (the test suite builds hundreds).
+
+With several server processes (`uvicorn --workers N`), `PROMETHEUS_MULTIPROC_DIR` names a
+directory the processes share: each writes its values there and a scrape of any one of
+them adds up all of them (`python -m app` sets it up when it starts several workers).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    generate_latest,
+    multiprocess,
+    start_http_server,
+)
+from prometheus_fastapi_instrumentator import metrics as http_metrics
+from prometheus_fastapi_instrumentator.middleware import PrometheusInstrumentatorMiddleware
+from starlette.types import ASGIApp
+
+MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+# Requests by method, route template and status; request and response sizes; latency.
+_HTTP = http_metrics.default(
+    latency_lowr_buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+HTTP_IN_PROGRESS = Gauge(
+    "http_requests_inprogress",
+    "HTTP requests being served, by method and route template.",
+    ["method", "handler"],
+    multiprocess_mode="livesum",
+)
+
+RATE_LIMIT_DECISIONS = Counter(
+    "rate_limit_decisions",
+    "Rate-limit checks by policy and decision: allowed, refused, failed_open, failed_closed.",
+    ["policy", "decision"],
+)
+LOGINS = Counter("auth_logins", "Password sign-ins by result: success, failure.", ["result"])
+REFRESH_TOKEN_REUSE = Counter(
+    "auth_refresh_token_reuse",
+    "Spent refresh tokens presented after the grace window; each ends a session.",
+)
+OUTBOX_PROCESSED = Counter(
+    "outbox_events_processed",
+    "Outbox handler runs by topic and result: completed, retried, failed (dead letter).",
+    ["topic", "result"],
+)
+# Read from the database when `/metrics` is scraped; the latest reading wins across processes.
+OUTBOX_EVENTS = Gauge(
+    "outbox_events",
+    "Outbox events waiting or given up on, by status: pending, queued, failed.",
+    ["status"],
+    multiprocess_mode="mostrecent",
+)
+OUTBOX_OLDEST_PENDING_AGE = Gauge(
+    "outbox_oldest_pending_age_seconds",
+    "Age of the oldest pending outbox event; 0 when none is pending.",
+    multiprocess_mode="mostrecent",
+)
+
+
+class HttpMetricsMiddleware(PrometheusInstrumentatorMiddleware):
+    """The instrumentator's ASGI middleware, over the process-wide metrics above.
+
+    Its own constructor creates the in-progress gauge on every call, which a second
+    application in the process would collide with; it gets ours instead.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        super().__init__(
+            app,
+            should_group_status_codes=False,
+            excluded_handlers=["^/metrics$"],
+            instrumentations=[_HTTP] if _HTTP else [],
+        )
+        self.should_instrument_requests_inprogress = True
+        self.inprogress = HTTP_IN_PROGRESS
+        self.inprogress_labels = True
+
+
+def _registry() -> CollectorRegistry:
+    """This process's metrics, or in multi-process mode those of every process."""
+    if MULTIPROCESS_DIR_VARIABLE not in os.environ:
+        return REGISTRY
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # untyped upstream
+    return registry
+
+
+def exposition() -> bytes:
+    return generate_latest(_registry())
+
+
+@contextmanager
+def metrics_server(host: str, port: int) -> Iterator[None]:
+    """While open, serve the metrics on a port of their own (the worker has no HTTP server)."""
+    server, thread = start_http_server(port, addr=host, registry=_registry())
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
