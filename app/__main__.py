@@ -26,9 +26,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     parser.add_argument("--fd", type=int, help="serve on this already-bound socket instead")
-    parser.add_argument(
-        "--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", "1"))
-    )
+    parser.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", "1")))
     args = parser.parse_args(argv)
     configure_logging(get_settings())
     metrics_dir = None

@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app import outbox
 from app.db import Database, get_database, utcnow
-from app.errors import Problem, ProblemError, problem_responses
+from app.errors import DATABASE_DOWN, Problem, ProblemError, problem_responses
 from app.observability import metrics
 from app.observability.logs import get_logger
 from app.settings import AppSettings
@@ -85,19 +85,15 @@ class Draining:
             yield
             return
         loop = asyncio.get_running_loop()
-        timer: asyncio.TimerHandle | None = None
-
-        def pass_on(signum: int, frame: FrameType | None) -> None:
-            server_handler(signum, frame)
 
         def start(signum: int, frame: FrameType | None) -> None:
-            nonlocal timer
             self.started = True
-            timer = loop.call_later(delay_seconds, pass_on, signum, frame)
+            logger.info("draining: readiness fails from now on", seconds=delay_seconds)
+            loop.call_later(delay_seconds, server_handler, signum, frame)
 
         def on_signal(signum: int, frame: FrameType | None) -> None:
             if self.started:  # a second SIGTERM does not wait
-                pass_on(signum, frame)
+                server_handler(signum, frame)
             else:
                 loop.call_soon_threadsafe(start, signum, frame)
 
@@ -106,8 +102,6 @@ class Draining:
             yield
         finally:
             signal.signal(signal.SIGTERM, server_handler)
-            if timer is not None:
-                timer.cancel()
 
 
 @router.get("/health", response_model=Liveness)
@@ -175,7 +169,7 @@ async def _read_outbox_backlog(database: Database, limit_seconds: float) -> None
     try:
         async with asyncio.timeout(limit_seconds), database.reader() as session:
             backlog = await outbox.backlog(session)
-    except Exception as exc:
+    except (*DATABASE_DOWN, TimeoutError) as exc:
         logger.warning("outbox backlog not read for metrics", error=type(exc).__name__)
         return
     for status, count in backlog.counts.items():

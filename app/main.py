@@ -28,7 +28,7 @@ from app.middleware import (
     UnhandledErrorMiddleware,
     request_id_middleware,
 )
-from app.observability.error_reporting import configure_error_reporting
+from app.observability.error_reporting import configure_error_reporting, flush_error_reports
 from app.observability.logs import configure_logging
 from app.observability.metrics import HttpMetricsMiddleware
 from app.observability.tracing import instrument_app, traced_clients
@@ -75,6 +75,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             await limiter.close()
             if database is None:
                 await db.dispose()
+            flush_error_reports()
 
     # Outermost first: each entry wraps everything below it. With tracing on, the
     # OpenTelemetry middleware wraps them all.

@@ -395,7 +395,7 @@ async def backlog(session: AsyncSession) -> Backlog:
         .where(OutboxEvent.status.in_(waiting))
         .group_by(OutboxEvent.status)
     )
-    counts = dict.fromkeys(waiting, 0) | dict(rows.tuples().all())
+    counts = dict.fromkeys(waiting, 0) | dict(rows.all())
     oldest = await session.scalar(
         select(func.min(OutboxEvent.created_at)).where(OutboxEvent.status == OutboxStatus.PENDING)
     )

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TypeVar, cast
+
 import sentry_sdk
 from sentry_sdk.integrations.logging import LoggingIntegration
+from sentry_sdk.types import Hint
 
+from app.observability.logs import masked
 from app.settings import Settings
+
+T = TypeVar("T")
 
 
 def configure_error_reporting(settings: Settings) -> None:
@@ -25,4 +31,16 @@ def configure_error_reporting(settings: Settings) -> None:
         include_local_variables=False,
         # Reports come from the unhandled-error middleware; log lines become breadcrumbs.
         integrations=[LoggingIntegration(event_level=None)],
+        # What the logs mask, reports mask too (an exception's message, a library's line).
+        before_send=_masked,
+        before_breadcrumb=_masked,
     )
+
+
+def _masked(item: T, _hint: Hint) -> T:
+    return cast(T, masked(item))
+
+
+def flush_error_reports() -> None:
+    """Send what is queued now: a server stopped by a signal exits without `atexit`."""
+    sentry_sdk.flush(timeout=2)

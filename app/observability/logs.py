@@ -20,11 +20,15 @@ from structlog.typing import EventDict, Processor, WrappedLogger
 from app.settings import Settings
 
 REDACTED = "[redacted]"
-_SENSITIVE_KEY = re.compile(r"pass(word|wd)?|token|secret|authorization|cookie|dsn|api_?key", re.I)
+_SECRET_WORDS = r"pass(?:word|wd)?|token|secret|authorization|cookie|dsn|api_?key"  # noqa: S105 - names, not values
+# A key holding one of those words between `_` or `-` separators: `refresh_token`,
+# `Set-Cookie`, `password_hash`; not `passed` or `bypass`.
+_SENSITIVE_KEY = re.compile(rf"(?:^|[_-])(?:{_SECRET_WORDS})(?:$|[_-])", re.I)
 _SENSITIVE_TEXT = re.compile(
     r"(?i)\bbearer\s+\S+"  # an Authorization header's value
     r"|\beyJ[\w-]+\.[\w-]+\.[\w-]*"  # a JWT
-    r"|\b(pass(?:word|wd)?|token|secret)(\s*[=:]\s*)\S+"  # password=..., token: ...
+    # `password=...`, `refresh_token: ...`, `"client_secret": "..."`
+    rf"|\b(\w*(?:{_SECRET_WORDS})\w*)(\"?\s*[=:]\s*)(?:\"[^\"]*\"|(?:bearer\s+)?\S+)"
 )
 
 
@@ -32,13 +36,22 @@ def _mask(match: re.Match[str]) -> str:
     return f"{match[1]}{match[2]}{REDACTED}" if match[1] else REDACTED
 
 
+def masked(value: object) -> object:
+    """`value` with secrets masked: under sensitive keys, and inside text, at any depth."""
+    if isinstance(value, str):
+        return _SENSITIVE_TEXT.sub(_mask, value)
+    if isinstance(value, dict):
+        return {
+            key: REDACTED if _SENSITIVE_KEY.search(str(key)) else masked(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return type(value)(masked(item) for item in value)
+    return value
+
+
 def redact(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
-    for key, value in event_dict.items():
-        if _SENSITIVE_KEY.search(key):
-            event_dict[key] = REDACTED
-        elif isinstance(value, str):
-            event_dict[key] = _SENSITIVE_TEXT.sub(_mask, value)
-    return event_dict
+    return masked(event_dict)  # type: ignore[return-value]  # a dict stays a dict
 
 
 def _add_request_id(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
@@ -67,7 +80,9 @@ _CONTEXT: list[Processor] = [
     structlog.processors.TimeStamper(fmt="iso", utc=True),
 ]
 structlog.configure(
-    processors=[*_CONTEXT, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+    # Masked here as well as in the formatter, so handlers besides ours (Sentry's
+    # breadcrumbs, a test's capture) never see the secrets either.
+    processors=[*_CONTEXT, redact, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
     logger_factory=structlog.stdlib.LoggerFactory(),
     wrapper_class=structlog.stdlib.BoundLogger,
     cache_logger_on_first_use=True,
@@ -104,6 +119,8 @@ def configure_logging(settings: Settings) -> None:
     if _handler not in root.handlers:
         root.addHandler(_handler)
     root.setLevel(settings.log_level)
+    # At DEBUG, aiosqlite logs every statement with its parameters (password hashes).
+    logging.getLogger("aiosqlite").setLevel(max(root.level, logging.INFO))
     _adopt_uvicorn_loggers()
 
 

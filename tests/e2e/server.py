@@ -54,3 +54,5 @@ def served(
         yield server
     finally:
         server.stop()
+        if process.stderr is not None:
+            process.stderr.close()
