@@ -15,7 +15,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
 .DEFAULT_GOAL := help
-.PHONY: help install run worker test check lint format typecheck migrate revision clean
+.PHONY: help install run worker test check lint format typecheck audit migrate revision clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -51,6 +51,10 @@ format: install ## Apply ruff fixes and formatting
 
 typecheck: install ## mypy --strict
 	$(RUN) mypy
+
+audit: install ## Look up the locked dependencies in PyPI's vulnerability data (pip-audit)
+	$(UV) export --frozen --format requirements-txt --no-emit-project --output-file $(VENV)/requirements.txt
+	$(RUN) pip-audit --strict --disable-pip --require-hashes -r $(VENV)/requirements.txt
 
 migrate: install ## Upgrade the database at DATABASE_URL to the latest revision
 	$(RUN) alembic upgrade head

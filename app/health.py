@@ -12,6 +12,7 @@ from types import FrameType
 from typing import Literal, cast
 
 from fastapi import APIRouter, Request, Response
+from prometheus_client import Gauge
 from pydantic import BaseModel
 from redis.asyncio import Redis
 from starlette.concurrency import run_in_threadpool
@@ -24,6 +25,19 @@ from app.observability.logs import get_logger
 from app.settings import AppSettings
 
 logger = get_logger(__name__)
+
+# Read from the database at each scrape; across server processes, the latest reading wins.
+OUTBOX_EVENTS = Gauge(
+    "outbox_events",
+    "Outbox events waiting or given up on, by status: pending, queued, failed.",
+    ["status"],
+    multiprocess_mode="mostrecent",
+)
+OUTBOX_OLDEST_PENDING_AGE = Gauge(
+    "outbox_oldest_pending_age_seconds",
+    "Age of the oldest pending outbox event; 0 when none is pending.",
+    multiprocess_mode="mostrecent",
+)
 router = APIRouter(tags=["health"])
 metrics_router = APIRouter(tags=["health"])
 
@@ -173,6 +187,6 @@ async def _read_outbox_backlog(database: Database, limit_seconds: float) -> None
         logger.warning("outbox backlog not read for metrics", error=type(exc).__name__)
         return
     for status, count in backlog.counts.items():
-        metrics.OUTBOX_EVENTS.labels(status).set(count)
+        OUTBOX_EVENTS.labels(status).set(count)
     age = (utcnow() - backlog.oldest_pending_at).total_seconds() if backlog.oldest_pending_at else 0
-    metrics.OUTBOX_OLDEST_PENDING_AGE.set(max(age, 0.0))
+    OUTBOX_OLDEST_PENDING_AGE.set(max(age, 0.0))

@@ -110,6 +110,9 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         # Operation ids are the endpoint names (`list_posts`): stable, and what the generated
         # frontend client calls its functions.
         generate_unique_id_function=lambda route: route.name,
+        # Tracing is OTEL_EXPORTER_OTLP_ENDPOINT's (app/observability/tracing.py): FastAPI's
+        # own telemetry would start on any tracer provider found in the process.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
         **docs,
     )
     app.state.settings = settings

@@ -86,7 +86,7 @@ class AccessLogMiddleware:
         async def record_status(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status = int(message["status"])  # an HTTPStatus renders as its name in text
             await send(message)
 
         try:
@@ -341,8 +341,10 @@ class UnhandledErrorMiddleware:
         try:
             await self.app(scope, receive, tracking_send)
         except Exception as exc:
+            if response_started:
+                # Too late for a problem body: the error goes on to the outermost handler,
+                # which logs and reports it, and the server closes the connection.
+                raise
             logger.exception("unhandled error", method=scope["method"], path=scope["path"])
             sentry_sdk.capture_exception(exc)
-            if response_started:
-                raise  # too late for a problem body; the server closes the connection
             await unhandled_error_response(scope["path"])(scope, receive, send)

@@ -20,7 +20,9 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+import sentry_sdk
 from opentelemetry import trace
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from sqlalchemy import JSON, ForeignKey, Index, String, Text, func, select, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -159,15 +161,19 @@ async def reap(session: AsyncSession, settings: OutboxSettings, now: datetime) -
         update(OutboxEvent)
         .where(OutboxEvent.id.in_(expired.scalar_subquery()), exhausted)
         .values(status=OutboxStatus.FAILED, locked_until=None, last_error=_LOST)
-        .returning(OutboxEvent.id)
+        .returning(OutboxEvent.topic)
     )
     requeued = await session.execute(
         update(OutboxEvent)
         .where(OutboxEvent.id.in_(expired.scalar_subquery()), ~exhausted)
         .values(status=OutboxStatus.PENDING, locked_until=None)
-        .returning(OutboxEvent.id)
+        .returning(OutboxEvent.topic)
     )
-    return len(failed.all()) + len(requeued.all())
+    outcomes = [(topic, "failed") for topic in failed.scalars()]
+    outcomes += [(topic, "retried") for topic in requeued.scalars()]
+    for topic, result in outcomes:
+        OUTBOX_PROCESSED.labels(topic, result).inc()
+    return len(outcomes)
 
 
 _LOST = "its job never finished (worker stopped, timed out, or the queue lost it)"
@@ -216,12 +222,15 @@ async def dispatch(
     backlog drains in one pass instead of one batch per interval."""
     handed = 0
     for batch in range(settings.max_batches_per_pass):
-        async with database.sessionmaker() as session:
-            now = utcnow()
-            if batch == 0:
-                await reap(session, settings, now)
-            claimed = await claim(session, settings, now)
-            await session.commit()
+        # A pass runs every second or so: traced, its queries would bury the traces that
+        # matter. The events it hands over are traced when processed.
+        with suppress_instrumentation():
+            async with database.sessionmaker() as session:
+                now = utcnow()
+                if batch == 0:
+                    await reap(session, settings, now)
+                claimed = await claim(session, settings, now)
+                await session.commit()
         for event_id in claimed:
             await enqueue(event_id)
         handed += len(claimed)
@@ -240,19 +249,20 @@ async def process(database: Database, event_id: int, context: HandlerContext) ->
     one waiting out its backoff, does nothing.
     """
     settings = context.settings.outbox
-    async with database.sessionmaker() as session:
-        event = await _lock_queued(session, event_id)
-        if event is None:
-            return
-        event.attempts += 1
-        event.locked_until = utcnow() + timedelta(seconds=settings.visibility_timeout_seconds)
-        await session.commit()
     with _tracer.start_as_current_span(
-        f"outbox {event.topic}",
-        kind=trace.SpanKind.CONSUMER,
-        links=links_to(event.trace_context),
-        attributes={"outbox.event_id": event.id, "outbox.attempt": event.attempts},
-    ):
+        "outbox event", kind=trace.SpanKind.CONSUMER, attributes={"outbox.event_id": event_id}
+    ) as span:
+        async with database.sessionmaker() as session:
+            event = await _lock_queued(session, event_id)
+            if event is None:
+                return
+            event.attempts += 1
+            event.locked_until = utcnow() + timedelta(seconds=settings.visibility_timeout_seconds)
+            await session.commit()
+        span.update_name(f"outbox {event.topic}")
+        span.set_attribute("outbox.attempt", event.attempts)
+        for link in links_to(event.trace_context):
+            span.add_link(link.context)
         await _run_handler(database, event_id, context)
 
 
@@ -296,6 +306,12 @@ def _fail(event: OutboxEvent, error: str, settings: OutboxSettings, *, permanent
     if permanent or event.attempts >= settings.max_attempts:
         event.status = OutboxStatus.FAILED
         OUTBOX_PROCESSED.labels(event.topic, "failed").inc()
+        sentry_sdk.capture_message(
+            f"outbox event {event.topic} failed for good",
+            level="error",
+            tags={"outbox.topic": event.topic},
+            extras={"event_id": event.id, "attempts": event.attempts, "error": error},
+        )
         logger.error(
             "outbox event failed for good", event_id=event.id, topic=event.topic, error=error
         )

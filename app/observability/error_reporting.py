@@ -23,10 +23,9 @@ def configure_error_reporting(settings: Settings) -> None:
         release=settings.sentry.release,
         # No performance traces (OpenTelemetry does that); errors only.
         traces_sample_rate=None,
-        # No user, client address, cookies or Authorization header...
-        send_default_pii=False,
-        # ...and neither the request body nor the frames' local variables, which hold the
-        # passwords and tokens being handled.
+        # Personal data stays out: `send_default_pii` keeps its default (off), so no user,
+        # client address, cookies or Authorization header; and neither the request body nor
+        # the frames' local variables, which hold the passwords and tokens being handled.
         max_request_body_size="never",
         include_local_variables=False,
         # Reports come from the unhandled-error middleware; log lines become breadcrumbs.

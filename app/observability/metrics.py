@@ -57,18 +57,8 @@ OUTBOX_PROCESSED = Counter(
     "Outbox handler runs by topic and result: completed, retried, failed (dead letter).",
     ["topic", "result"],
 )
-# Read from the database when `/metrics` is scraped; the latest reading wins across processes.
-OUTBOX_EVENTS = Gauge(
-    "outbox_events",
-    "Outbox events waiting or given up on, by status: pending, queued, failed.",
-    ["status"],
-    multiprocess_mode="mostrecent",
-)
-OUTBOX_OLDEST_PENDING_AGE = Gauge(
-    "outbox_oldest_pending_age_seconds",
-    "Age of the oldest pending outbox event; 0 when none is pending.",
-    multiprocess_mode="mostrecent",
-)
+# The outbox backlog gauges are read from the database when the API is scraped, so they
+# live beside that scrape (app/health.py) and the worker's port does not show them.
 
 
 class HttpMetricsMiddleware(PrometheusInstrumentatorMiddleware):

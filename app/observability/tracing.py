@@ -18,15 +18,18 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.instrumentation.redis import RedisInstrumentor
 from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app.errors import route_path
 from app.settings import TracingSettings
 
 # Probes and scrapes arrive every few seconds and say nothing about the service's work.
-UNTRACED_PATHS = "/health,/ready,/metrics"
+UNTRACED_PATHS = frozenset({"/health", "/ready", "/metrics"})
 
 
 def tracer_provider(settings: TracingSettings, endpoint: str) -> TracerProvider:
@@ -45,9 +48,27 @@ def instrument_app(settings: TracingSettings, app: FastAPI) -> None:
     """Trace the application's requests (a span per request, named by its route)."""
     if settings.exporter_otlp_endpoint:
         provider = tracer_provider(settings, settings.exporter_otlp_endpoint)
+        # Outermost of the application's middleware, inside the OpenTelemetry one.
+        app.add_middleware(UntracedPathsMiddleware)
         FastAPIInstrumentor.instrument_app(
-            app, tracer_provider=provider, excluded_urls=UNTRACED_PATHS
+            app,
+            tracer_provider=provider,
+            excluded_urls=",".join(f"{path}$" for path in UNTRACED_PATHS),
         )
+
+
+class UntracedPathsMiddleware:
+    """Probes and scrapes make no spans at all: not the request's, nor their queries'."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and route_path(scope) in UNTRACED_PATHS:
+            with suppress_instrumentation():
+                await self.app(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 @contextmanager
