@@ -105,13 +105,15 @@ def _requests_total(metrics_text: str, handler: str) -> float:
     )
 
 
-def test_several_worker_processes_report_their_metrics_together(
-    env: dict[str, str], tmp_path: Path
-) -> None:
-    requests = 40
+REQUESTS = 40
+
+
+def _two_workers(env: dict[str, str], tmp_path: Path) -> tuple[list[str], set[str]]:
+    """`REQUESTS` requests to a server with two worker processes, then a few scrapes;
+    returns the scrapes and the workers' process ids."""
     log_path = tmp_path / "server.log"
     with log_path.open("wb") as log_file, served(env, "--workers", "2", stderr=log_file) as server:
-        for _ in range(requests):
+        for _ in range(REQUESTS):
             # A connection each, so the kernel spreads them over both processes.
             with httpx.Client(base_url=server.url, timeout=10) as http:
                 assert http.get("/health").status_code == 200
@@ -120,11 +122,32 @@ def test_several_worker_processes_report_their_metrics_together(
             with httpx.Client(base_url=server.url, timeout=10) as http:
                 scrapes.append(http.get("/metrics").text)
         assert server.stop() == 0  # the supervisor exits cleanly after its workers
-    # Whichever process answered the scrape, it counted every process's requests.
-    assert [_requests_total(text, "/health") for text in scrapes] == [requests] * len(scrapes)
     log = [json.loads(line) for line in log_path.read_text().splitlines()]
-    started = {line["event"] for line in log if line["event"].startswith("Started server")}
-    assert len(started) == 2
+    started = [line["event"] for line in log if line["event"].startswith("Started server")]
+    return scrapes, {event.rsplit("[", 1)[1].rstrip("]") for event in started}
+
+
+def test_several_worker_processes_report_their_metrics_together(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    scrapes, workers = _two_workers(env, tmp_path)
+
+    assert len(workers) == 2
+    # Whichever process answered the scrape, it counted every process's requests.
+    assert [_requests_total(text, "/health") for text in scrapes] == [REQUESTS] * len(scrapes)
+
+
+def test_a_configured_metrics_directory_is_used_and_kept(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    directory = tmp_path / "metrics"
+    directory.mkdir()
+    scrapes, workers = _two_workers(env | {"PROMETHEUS_MULTIPROC_DIR": str(directory)}, tmp_path)
+
+    assert [_requests_total(text, "/health") for text in scrapes] == [REQUESTS] * len(scrapes)
+    # Each worker wrote its own values there, and they stay for the operator to manage.
+    written = {path.stem.rsplit("_", 1)[1] for path in directory.glob("counter_*.db")}
+    assert workers <= written
 
 
 class _Collector(BaseHTTPRequestHandler):

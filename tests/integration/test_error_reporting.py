@@ -13,10 +13,14 @@ from typing import Any
 import pytest
 import sentry_sdk
 from sentry_sdk.envelope import Envelope
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app import outbox
 from app.db import Database
+from app.mail import LogMailer
 from app.main import create_app
 from app.observability.error_reporting import configure_error_reporting
+from app.outbox import HandlerContext
 from app.settings import Settings
 from tests import probe_routes
 from tests.conftest import serve
@@ -134,6 +138,7 @@ async def test_an_unhandled_error_is_reported_once_without_credentials(
     for payload in payloads:
         assert TOKEN.encode() not in payload
         assert COOKIE_VALUE.encode() not in payload
+        assert b"hunter2" not in payload  # the exception's own message is masked too
 
 
 async def test_without_a_dsn_sentry_stays_off(database_url: str, database: Database) -> None:
@@ -146,3 +151,31 @@ async def test_without_a_dsn_sentry_stays_off(database_url: str, database: Datab
     assert sentry_sdk.get_global_scope().client is before  # init() was never called
     assert not sentry_sdk.get_client().is_active()
     assert sentry_sdk.capture_exception(RuntimeError("not sent")) is None  # no event made
+
+
+async def test_an_outbox_event_that_fails_for_good_is_reported(
+    ingest: Ingest, private_engine: AsyncEngine
+) -> None:
+    settings = make_settings(
+        private_engine.url.render_as_string(hide_password=False), sentry={"dsn": ingest.dsn}
+    )
+    configure_error_reporting(settings)
+    database = Database(private_engine)
+    async with database.sessionmaker() as session:
+        event = outbox.record(session, "test.sentry.no-handler", {"n": 1})
+        await session.commit()
+    await outbox.dispatch(database, settings.outbox, _no_queue)
+    # No handler for the topic: a permanent failure, straight to the dead letter.
+    await outbox.process(database, event.id, HandlerContext(settings, LogMailer()))
+    sentry_sdk.flush()
+
+    items = [item for p in ingest.payloads() for item in Envelope.deserialize(p).items]
+    [report] = [json.loads(item.get_bytes()) for item in items if item.type == "event"]
+    assert report["level"] == "error"
+    assert report["message"] == "outbox event test.sentry.no-handler failed for good"
+    assert report["tags"]["outbox.topic"] == "test.sentry.no-handler"
+    assert report["extra"]["event_id"] == event.id
+
+
+async def _no_queue(event_id: int) -> None:
+    """Dispatching only claims here; the test processes the event itself."""

@@ -19,7 +19,7 @@ from app.domains.users.models import User
 from app.mail import LogMailer
 from app.outbox import HandlerContext, OutboxEvent, OutboxStatus
 from tests.factories import unique_email
-from tests.support import make_settings, unused_port
+from tests.support import counted_since, counters, make_settings, unused_port
 
 CALLS: list[int] = []
 
@@ -236,11 +236,17 @@ async def test_the_reaper_requeues_events_whose_job_vanished(database: Database)
         status=OutboxStatus.QUEUED,
         locked_until=utcnow() - timedelta(seconds=1),
     )
+    before = counters("outbox_events_processed")
 
     handed = await _drain(database, _context())
 
     assert event_id in handed
     assert (await _event(database, event_id)).status is OutboxStatus.COMPLETED
+    # The lost attempt counts as a retry, then the event completes.
+    assert counted_since(before, "outbox_events_processed") == {
+        "test.ok:retried": 1,
+        "test.ok:completed": 1,
+    }
 
 
 async def test_replay_sends_failed_events_back_and_they_complete(database: Database) -> None:
@@ -331,8 +337,11 @@ async def test_the_reaper_dead_letters_events_whose_attempts_ran_out(database: D
         attempts=3,
         locked_until=utcnow() - timedelta(seconds=1),
     )
+    before = counters("outbox_events_processed")
 
     await _drain(database, _context(max_attempts=3))
+
+    assert counted_since(before, "outbox_events_processed") == {"test.ok:failed": 1}
 
     event = await _event(database, event_id)
     assert event.status is OutboxStatus.FAILED
