@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import signal
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from types import FrameType
-from typing import Literal, cast
+from typing import ClassVar, Literal, cast
 
 from fastapi import APIRouter, Request, Response
 from prometheus_client import Gauge
@@ -101,15 +102,16 @@ class Draining:
         loop = asyncio.get_running_loop()
 
         def start(signum: int, frame: FrameType | None) -> None:
-            self.started = True
             logger.info("draining: readiness fails from now on", seconds=delay_seconds)
             loop.call_later(delay_seconds, server_handler, signum, frame)
 
         def on_signal(signum: int, frame: FrameType | None) -> None:
             if self.started:  # a second SIGTERM does not wait
                 server_handler(signum, frame)
-            else:
-                loop.call_soon_threadsafe(start, signum, frame)
+                return
+            self.started = True  # readiness fails from this moment
+            # Logging and timers belong to the loop, not to a signal handler.
+            loop.call_soon_threadsafe(start, signum, frame)
 
         signal.signal(signal.SIGTERM, on_signal)
         try:
@@ -166,13 +168,32 @@ async def ready(request: Request, settings: AppSettings) -> Readiness:
     return Readiness(checks=checks)
 
 
+class MetricsTokenRequired(ProblemError):
+    status = 401
+    code = "metrics_token_required"
+    title = "Unauthorized"
+    detail = "This endpoint answers only the scraper's bearer token."
+    default_headers: ClassVar[dict[str, str]] = {"WWW-Authenticate": "Bearer"}
+
+
+def _bearer_matches(request: Request, token: str) -> bool:
+    scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(presented.encode(), token.encode())
+
+
 @metrics_router.get(
     "/metrics",
     response_class=Response,
-    responses={200: {"content": {metrics.CONTENT_TYPE: {}}, "description": "Prometheus text"}},
+    responses={
+        200: {"content": {metrics.CONTENT_TYPE: {}}, "description": "Prometheus text"},
+        **problem_responses(MetricsTokenRequired),
+    },
 )
 async def prometheus_metrics(request: Request, settings: AppSettings) -> Response:
     """Metrics in the Prometheus text format, the outbox backlog read at this moment."""
+    token = settings.metrics.token
+    if token is not None and not _bearer_matches(request, token.get_secret_value()):
+        raise MetricsTokenRequired
     await _read_outbox_backlog(get_database(request), settings.ready_timeout_seconds)
     # Reading every process's files in multi-process mode is blocking work.
     return Response(await run_in_threadpool(metrics.exposition), media_type=metrics.CONTENT_TYPE)

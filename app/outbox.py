@@ -22,7 +22,7 @@ from typing import Any
 
 import sentry_sdk
 from opentelemetry import trace
-from opentelemetry.instrumentation.utils import suppress_instrumentation
+from opentelemetry.trace import StatusCode
 from sqlalchemy import JSON, ForeignKey, Index, String, Text, func, select, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -144,7 +144,7 @@ async def first_time(session: AsyncSession, event: OutboxEvent, effect: str) -> 
 Enqueue = Callable[[int], Awaitable[None]]
 
 
-async def reap(session: AsyncSession, settings: OutboxSettings, now: datetime) -> int:
+async def reap(session: AsyncSession, settings: OutboxSettings, now: datetime) -> list[Settled]:
     """Queued events whose lock expired: their job vanished (worker killed, Redis flushed).
 
     They go back to pending, or to the dead letter once their attempts are used up (each
@@ -161,19 +161,19 @@ async def reap(session: AsyncSession, settings: OutboxSettings, now: datetime) -
         update(OutboxEvent)
         .where(OutboxEvent.id.in_(expired.scalar_subquery()), exhausted)
         .values(status=OutboxStatus.FAILED, locked_until=None, last_error=_LOST)
-        .returning(OutboxEvent.topic)
+        .returning(OutboxEvent.id, OutboxEvent.topic, OutboxEvent.attempts)
     )
     requeued = await session.execute(
         update(OutboxEvent)
         .where(OutboxEvent.id.in_(expired.scalar_subquery()), ~exhausted)
         .values(status=OutboxStatus.PENDING, locked_until=None)
-        .returning(OutboxEvent.topic)
+        .returning(OutboxEvent.id, OutboxEvent.topic, OutboxEvent.attempts)
     )
-    outcomes = [(topic, "failed") for topic in failed.scalars()]
-    outcomes += [(topic, "retried") for topic in requeued.scalars()]
-    for topic, result in outcomes:
-        OUTBOX_PROCESSED.labels(topic, result).inc()
-    return len(outcomes)
+    return [
+        Settled(event_id, topic, attempts, status, _LOST)
+        for status, rows in ((OutboxStatus.FAILED, failed), (OutboxStatus.PENDING, requeued))
+        for event_id, topic, attempts in rows
+    ]
 
 
 _LOST = "its job never finished (worker stopped, timed out, or the queue lost it)"
@@ -222,15 +222,13 @@ async def dispatch(
     backlog drains in one pass instead of one batch per interval."""
     handed = 0
     for batch in range(settings.max_batches_per_pass):
-        # A pass runs every second or so: traced, its queries would bury the traces that
-        # matter. The events it hands over are traced when processed.
-        with suppress_instrumentation():
-            async with database.sessionmaker() as session:
-                now = utcnow()
-                if batch == 0:
-                    await reap(session, settings, now)
-                claimed = await claim(session, settings, now)
-                await session.commit()
+        async with database.sessionmaker() as session:
+            now = utcnow()
+            reaped = await reap(session, settings, now) if batch == 0 else []
+            claimed = await claim(session, settings, now)
+            await session.commit()
+        for settled in reaped:
+            settled.report()
         for event_id in claimed:
             await enqueue(event_id)
         handed += len(claimed)
@@ -279,15 +277,19 @@ async def _run_handler(database: Database, event_id: int, context: HandlerContex
             async with session.begin_nested():  # a failed handler leaves nothing behind
                 await run(session, event, context)
         except Exception as exc:
-            _fail(event, f"{type(exc).__name__}: {exc}", settings, permanent=run is None)
+            span = trace.get_current_span()
+            span.set_status(StatusCode.ERROR)
+            span.set_attribute("error.type", type(exc).__name__)
+            settled = _fail(event, f"{type(exc).__name__}: {exc}", settings, permanent=run is None)
         else:
             event.status, event.processed_at, event.locked_until = (
                 OutboxStatus.COMPLETED,
                 utcnow(),
                 None,
             )
-            OUTBOX_PROCESSED.labels(event.topic, "completed").inc()
+            settled = Settled(event.id, event.topic, event.attempts, OutboxStatus.COMPLETED)
         await session.commit()
+    settled.report()
 
 
 async def _lock_queued(session: AsyncSession, event_id: int) -> OutboxEvent | None:
@@ -299,31 +301,53 @@ async def _lock_queued(session: AsyncSession, event_id: int) -> OutboxEvent | No
     )
 
 
-def _fail(event: OutboxEvent, error: str, settings: OutboxSettings, *, permanent: bool) -> None:
+def _fail(event: OutboxEvent, error: str, settings: OutboxSettings, *, permanent: bool) -> Settled:
     """Back to pending after a backoff, or to the dead letter. The attempt is already counted."""
     event.last_error = error[:2000]
     event.locked_until = None
     if permanent or event.attempts >= settings.max_attempts:
         event.status = OutboxStatus.FAILED
-        OUTBOX_PROCESSED.labels(event.topic, "failed").inc()
-        sentry_sdk.capture_message(
-            f"outbox event {event.topic} failed for good",
-            level="error",
-            tags={"outbox.topic": event.topic},
-            extras={"event_id": event.id, "attempts": event.attempts, "error": error},
-        )
-        logger.error(
-            "outbox event failed for good", event_id=event.id, topic=event.topic, error=error
-        )
-        return
-    backoff = min(settings.retry_cap_seconds, settings.retry_base_seconds * 2**event.attempts)
-    jitter = random.uniform(0.5, 1.0)  # noqa: S311 - spreads retries, not a secret
-    event.status = OutboxStatus.PENDING
-    event.available_at = utcnow() + timedelta(seconds=backoff * jitter)
-    OUTBOX_PROCESSED.labels(event.topic, "retried").inc()
-    logger.warning(
-        "outbox event failed, retrying", event_id=event.id, topic=event.topic, error=error
-    )
+    else:
+        backoff = min(settings.retry_cap_seconds, settings.retry_base_seconds * 2**event.attempts)
+        jitter = random.uniform(0.5, 1.0)  # noqa: S311 - spreads retries, not a secret
+        event.status = OutboxStatus.PENDING
+        event.available_at = utcnow() + timedelta(seconds=backoff * jitter)
+    return Settled(event.id, event.topic, event.attempts, event.status, error)
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """What became of an event's attempt: told to metrics, logs and error reports once it
+    is committed, so a rolled-back outcome is never counted."""
+
+    event_id: int
+    topic: str
+    attempts: int
+    status: OutboxStatus
+    error: str | None = None
+
+    def report(self) -> None:
+        result = _RESULTS[self.status]
+        OUTBOX_PROCESSED.labels(self.topic, result).inc()
+        fields = {"event_id": self.event_id, "topic": self.topic, "attempts": self.attempts}
+        if self.status is OutboxStatus.PENDING:
+            logger.warning("outbox event failed, retrying", error=self.error, **fields)
+        elif self.status is OutboxStatus.FAILED:
+            logger.error("outbox event failed for good", error=self.error, **fields)
+            # Ids and counts only: the error text can quote the data it failed on.
+            sentry_sdk.capture_message(
+                f"outbox event {self.topic} failed for good",
+                level="error",
+                tags={"outbox.topic": self.topic},
+                extras=fields,
+            )
+
+
+_RESULTS = {
+    OutboxStatus.COMPLETED: "completed",
+    OutboxStatus.PENDING: "retried",
+    OutboxStatus.FAILED: "failed",
+}
 
 
 async def relay(database: Database, context: HandlerContext, stop: asyncio.Event) -> None:
@@ -370,9 +394,11 @@ async def release(database: Database, event_id: int, settings: OutboxSettings) -
             .where(OutboxEvent.id == event_id, OutboxEvent.status == OutboxStatus.QUEUED)
             .with_for_update()
         )
-        if event is not None:
-            _fail(event, "interrupted before it finished", settings, permanent=False)
-            await session.commit()
+        if event is None:
+            return
+        settled = _fail(event, "interrupted before it finished", settings, permanent=False)
+        await session.commit()
+    settled.report()
 
 
 async def replay(session: AsyncSession, event_ids: Sequence[int] | None = None) -> list[int]:

@@ -231,6 +231,9 @@ class MetricsSettings(BaseSettings):
     model_config = _group("METRICS_")
 
     enabled: bool = True
+    # When set, `/metrics` answers only `Authorization: Bearer <token>` (Prometheus's
+    # `authorization` scrape setting); otherwise keep it off the public network.
+    token: SecretStr | None = None
     # The worker has no HTTP server of its own: it serves its metrics here. In a container,
     # set the host to 0.0.0.0 so the scraper can reach it.
     worker_host: str = "127.0.0.1"

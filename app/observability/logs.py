@@ -20,16 +20,26 @@ from structlog.typing import EventDict, Processor, WrappedLogger
 from app.settings import Settings
 
 REDACTED = "[redacted]"
-_SECRET_WORDS = r"pass(?:word|wd)?|token|secret|authorization|cookie|dsn|api_?key"  # noqa: S105 - names, not values
-# A key holding one of those words between `_` or `-` separators: `refresh_token`,
-# `Set-Cookie`, `password_hash`; not `passed` or `bypass`.
-_SENSITIVE_KEY = re.compile(rf"(?:^|[_-])(?:{_SECRET_WORDS})(?:$|[_-])", re.I)
-_SENSITIVE_TEXT = re.compile(
-    r"(?i)\bbearer\s+\S+"  # an Authorization header's value
-    r"|\beyJ[\w-]+\.[\w-]+\.[\w-]*"  # a JWT
-    # `password=...`, `refresh_token: ...`, `"client_secret": "..."`
-    rf"|\b(\w*(?:{_SECRET_WORDS})\w*)(\"?\s*[=:]\s*)(?:\"[^\"]*\"|(?:bearer\s+)?\S+)"
+_SECRET_WORDS = (
+    r"pass(?:word|wd|phrase)?|token|secret|authorization|cookie|dsn|credentials?"  # noqa: S105 - names
+    r"|api[_-]?key|private[_-]?key"
 )
+# A key holding one of those words between separators, camelCase included: `refresh_token`,
+# `Set-Cookie`, `X-Api-Key`, `accessToken`, `password_hash`; not `passed` or `bypass`.
+_SENSITIVE_KEY = re.compile(rf"(?:^|[_-])(?:{_SECRET_WORDS})(?:$|[_-])", re.I)
+_WORD_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_SENSITIVE_TEXT = re.compile(
+    r"(?i)\b(?:bearer|basic|digest)\s+[\w.~+/=-]+"  # an Authorization header's credentials
+    r"|\beyJ[\w-]+\.[\w-]+\.[\w-]*"  # a JWT
+    r"|(?<=://)[^/\s:@]+:[^/\s@]+(?=@)"  # user:password@ in a URL
+    # `password=...`, `refresh_token: ...`, `"client_secret": "..."`, `'api_key': '...'`
+    rf"|\b(\w*(?:{_SECRET_WORDS})\w*)(['\"]?\s*[=:]\s*)"
+    r"(?:\"[^\"]*\"|'[^']*'|(?:(?:bearer|basic|digest)\s+)?[^\s,;}]+)"
+)
+
+
+def _sensitive_key(key: object) -> bool:
+    return bool(_SENSITIVE_KEY.search(_WORD_BOUNDARY.sub("_", str(key))))
 
 
 def _mask(match: re.Match[str]) -> str:
@@ -42,8 +52,7 @@ def masked(value: object) -> object:
         return _SENSITIVE_TEXT.sub(_mask, value)
     if isinstance(value, dict):
         return {
-            key: REDACTED if _SENSITIVE_KEY.search(str(key)) else masked(item)
-            for key, item in value.items()
+            key: REDACTED if _sensitive_key(key) else masked(item) for key, item in value.items()
         }
     if isinstance(value, list | tuple):
         return type(value)(masked(item) for item in value)

@@ -26,9 +26,13 @@ from prometheus_client import (
 )
 from prometheus_fastapi_instrumentator import metrics as http_metrics
 from prometheus_fastapi_instrumentator.middleware import PrometheusInstrumentatorMiddleware
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+# RFC 9110's methods and PATCH; any other is not counted.
+HTTP_METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
+)
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 # Requests by method, route template and status; request and response sizes; latency.
@@ -78,6 +82,14 @@ class HttpMetricsMiddleware(PrometheusInstrumentatorMiddleware):
         self.should_instrument_requests_inprogress = True
         self.inprogress = HTTP_IN_PROGRESS
         self.inprogress_labels = True
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] not in HTTP_METHODS:
+            # The method is a label, and clients choose it: `FOO1`, `FOO2`... would each
+            # add series. The application still answers (405).
+            await self.app(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 def _registry() -> CollectorRegistry:

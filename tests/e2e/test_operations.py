@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.server import served
@@ -44,7 +45,8 @@ def _wait_for_log(stderr: IO[bytes], event: str) -> None:
 def test_sigterm_fails_readiness_at_once_while_the_server_keeps_serving(
     env: dict[str, str],
 ) -> None:
-    with served(env | {"SHUTDOWN_DRAIN_SECONDS": "3"}, stderr=subprocess.PIPE) as server:
+    # Long enough that only the second SIGTERM below ends it.
+    with served(env | {"SHUTDOWN_DRAIN_SECONDS": "60"}, stderr=subprocess.PIPE) as server:
         assert server.process.stderr is not None
         with httpx.Client(base_url=server.url, timeout=10) as http:
             assert http.get("/ready").status_code == 200
@@ -59,7 +61,8 @@ def test_sigterm_fails_readiness_at_once_while_the_server_keeps_serving(
             # Still alive, and still answering the traffic that reaches it meanwhile.
             assert http.get("/health").status_code == 200
             assert http.get("/api/v1/posts").status_code == 200
-        # Then it stops by itself, the signal passed on.
+        # A second SIGTERM does not wait out the drain.
+        server.process.send_signal(signal.SIGTERM)
         assert server.process.wait(timeout=30) == -signal.SIGTERM
 
 
@@ -115,11 +118,11 @@ def _two_workers(env: dict[str, str], tmp_path: Path) -> tuple[list[str], set[st
     with log_path.open("wb") as log_file, served(env, "--workers", "2", stderr=log_file) as server:
         for _ in range(REQUESTS):
             # A connection each, so the kernel spreads them over both processes.
-            with httpx.Client(base_url=server.url, timeout=10) as http:
+            with httpx.Client(base_url=server.url, timeout=30) as http:
                 assert http.get("/health").status_code == 200
         scrapes = []
         for _ in range(4):
-            with httpx.Client(base_url=server.url, timeout=10) as http:
+            with httpx.Client(base_url=server.url, timeout=30) as http:
                 scrapes.append(http.get("/metrics").text)
         assert server.stop() == 0  # the supervisor exits cleanly after its workers
     log = [json.loads(line) for line in log_path.read_text().splitlines()]
@@ -145,9 +148,21 @@ def test_a_configured_metrics_directory_is_used_and_kept(
     scrapes, workers = _two_workers(env | {"PROMETHEUS_MULTIPROC_DIR": str(directory)}, tmp_path)
 
     assert [_requests_total(text, "/health") for text in scrapes] == [REQUESTS] * len(scrapes)
-    # Each worker wrote its own values there, and they stay for the operator to manage.
-    written = {path.stem.rsplit("_", 1)[1] for path in directory.glob("counter_*.db")}
-    assert workers <= written
+    # Each worker served some of them and wrote its own count there; the files stay for
+    # the operator to manage.
+    served_by = {pid: _health_requests(directory / f"counter_{pid}.db") for pid in workers}
+    assert all(count > 0 for count in served_by.values()), served_by
+    assert sum(served_by.values()) == REQUESTS
+
+
+def _health_requests(values_file: Path) -> float:
+    """The `/health` requests one process counted, read from the file it writes."""
+    entries = MmapedDict.read_all_values_from_file(str(values_file))  # type: ignore[no-untyped-call]  # untyped upstream
+    return sum(
+        float(value)
+        for key, value, _timestamp, _position in entries
+        if json.loads(key)[1] == "http_requests_total" and '"/health"' in key
+    )
 
 
 class _Collector(BaseHTTPRequestHandler):

@@ -205,6 +205,31 @@ async def test_disabled_metrics_have_no_route_and_count_nothing(
     assert counted_since(before, "http_requests") == {}
 
 
+async def test_methods_outside_http_are_answered_but_not_counted(
+    client: httpx.AsyncClient,
+) -> None:
+    before = counters("http_requests")
+    responses = [await client.request(method, "/api/v1/posts") for method in ("FOO1", "FOO2")]
+
+    assert [r.status_code for r in responses] == [405, 405]
+    assert counted_since(before, "http_requests") == {}  # no series per invented method
+
+
+async def test_a_metrics_token_is_required_when_set(database_url: str, database: Database) -> None:
+    settings = make_settings(database_url, metrics={"token": "scrape-token-123"})
+    async with serve(create_app(settings, database=database)) as client:
+        anonymous = await client.get("/metrics")
+        wrong = await client.get("/metrics", headers={"Authorization": "Bearer nope"})
+        basic = await client.get("/metrics", headers={"Authorization": "Basic scrape-token-123"})
+        right = await client.get("/metrics", headers={"Authorization": "Bearer scrape-token-123"})
+
+    for refused in (anonymous, wrong, basic):
+        assert_problem(refused, 401, "metrics_token_required")
+        assert refused.headers["www-authenticate"] == "Bearer"
+    assert right.status_code == 200
+    assert right.headers["content-type"].startswith("text/plain")
+
+
 async def test_with_a_shared_directory_a_scrape_adds_up_every_process(
     client: httpx.AsyncClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -17,12 +17,14 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanContext, SpanKind
 from redis.asyncio import Redis
 from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import outbox
 from app.db import Database, utcnow
 from app.mail import LogMailer
 from app.main import create_app
+from app.observability.tracing import SAMPLER, ScrubbingExporter
 from app.outbox import HandlerContext, OutboxEvent, OutboxStatus
 from app.settings import Settings
 from tests.conftest import TEST_REDIS_URL, serve
@@ -44,10 +46,11 @@ def _exporter() -> Iterator[InMemorySpanExporter]:
     """
     provider = trace.get_tracer_provider()
     if not isinstance(provider, TracerProvider):
-        provider = TracerProvider()
+        provider = TracerProvider(sampler=SAMPLER)  # the application's own sampling
         trace.set_tracer_provider(provider)
     exporter = InMemorySpanExporter()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    # What the application's OTLP exporter would send.
+    provider.add_span_processor(SimpleSpanProcessor(ScrubbingExporter(exporter)))
     yield exporter
     # The processor cannot be removed: a stopped exporter keeps nothing for later modules.
     exporter.clear()
@@ -179,7 +182,14 @@ async def test_an_outbox_event_is_processed_in_a_consumer_span_linked_to_its_req
 ) -> None:
     author = await make_account(traced)
     spans.clear()
-    post = await make_post(traced, author)
+    # A caller's baggage is theirs: it is not stored with the event.
+    response = await traced.post(
+        "/api/v1/posts",
+        json={"title": "A title", "content": "Some content"},
+        headers=author.headers | {"baggage": "email=alice%40example.com"},
+    )
+    assert response.status_code == 201
+    post = response.json()
     request = _only(SpanKind.SERVER, spans.get_finished_spans())
     assert request.name == "POST /api/v1/posts"
     assert request.context is not None
@@ -194,6 +204,7 @@ async def test_an_outbox_event_is_processed_in_a_consumer_span_linked_to_its_req
         )
         assert event is not None
         assert event.trace_context is not None
+        assert set(event.trace_context) == {"traceparent"}
         # record() ran inside the request's server span: that span is the one stored.
         version, trace_id, span_id, _flags = event.trace_context["traceparent"].split("-")
         assert (version, trace_id, span_id) == (
@@ -254,8 +265,9 @@ async def test_the_engine_and_clients_are_uninstrumented_when_the_app_stops(
 ) -> None:
     async def query() -> list[ReadableSpan]:
         spans.clear()
-        async with private_engine.connect() as connection:
-            assert await connection.scalar(text("SELECT 1")) == 1
+        with trace.get_tracer(__name__).start_as_current_span("work"):
+            async with private_engine.connect() as connection:
+                assert await connection.scalar(text("SELECT 1")) == 1
         return _from(SQL, spans.get_finished_spans())
 
     async with serve(traced_app):
@@ -264,6 +276,54 @@ async def test_the_engine_and_clients_are_uninstrumented_when_the_app_stops(
         assert HTTPXClientInstrumentor().is_instrumented_by_opentelemetry
 
     assert await query() == []
-    assert spans.get_finished_spans() == ()
+    assert [span.name for span in spans.get_finished_spans()] == ["work"]
     assert not RedisInstrumentor().is_instrumented_by_opentelemetry
     assert not HTTPXClientInstrumentor().is_instrumented_by_opentelemetry
+
+
+async def test_a_query_outside_any_request_or_event_starts_no_trace(
+    traced_app: FastAPI, private_engine: AsyncEngine, spans: InMemorySpanExporter
+) -> None:
+    async with serve(traced_app), private_engine.connect() as connection:  # a poll, say
+        assert await connection.scalar(text("SELECT 1")) == 1
+
+    assert spans.get_finished_spans() == ()
+
+
+async def test_exported_spans_carry_no_error_text(
+    traced_app: FastAPI, private_engine: AsyncEngine, spans: InMemorySpanExporter
+) -> None:
+    async with serve(traced_app):
+        with trace.get_tracer(__name__).start_as_current_span("work"):
+            async with private_engine.connect() as connection:
+                with pytest.raises(DBAPIError):
+                    await connection.execute(text("SELECT secret_column_abc FROM users"))
+
+    [failed] = [s for s in _from(SQL, spans.get_finished_spans()) if not s.status.is_ok]
+    assert failed.status.description is None  # the driver's message would quote the SQL
+    for event in failed.events:
+        assert set(event.attributes or {}) <= {"exception.type"}
+    assert all("secret_column_abc" not in str(event.attributes) for event in failed.events)
+
+
+async def test_a_failed_handler_run_is_an_error_span(
+    traced_app: FastAPI,
+    traced_settings: Settings,
+    private_engine: AsyncEngine,
+    spans: InMemorySpanExporter,
+) -> None:
+    database = Database(private_engine)
+    async with serve(traced_app):
+        async with database.sessionmaker() as session:
+            event = outbox.record(session, "test.trace.no-handler", {"n": 1})
+            await session.commit()
+            await outbox.claim(session, traced_settings.outbox, utcnow())
+            await session.commit()
+        spans.clear()
+        await outbox.process(database, event.id, HandlerContext(traced_settings, LogMailer()))
+
+    consumer = _only(SpanKind.CONSUMER, spans.get_finished_spans())
+    assert consumer.name == "outbox test.trace.no-handler"
+    assert not consumer.status.is_ok
+    assert consumer.attributes is not None
+    assert consumer.attributes["error.type"] == "LookupError"  # the kind, not the text

@@ -70,6 +70,13 @@ def test_a_sensitive_key_is_replaced_whatever_its_value_type(value: object) -> N
             f'{{"password": {REDACTED}, "email": "a@b.co"}}',
         ),
         ("passed the bypass", "passed the bypass"),
+        ("{'refresh_token': 'r3fr3sh', 'n': 1}", f"{{'refresh_token': {REDACTED}, 'n': 1}}"),
+        ("Authorization: Basic dXNlcjpwYXNz ok", f"Authorization: {REDACTED} ok"),
+        ("postgresql://app:pw@db:5432/app", f"postgresql://{REDACTED}@db:5432/app"),
+        (
+            "refreshToken=abc and X-Api-Key: k1",
+            f"refreshToken={REDACTED} and X-Api-Key: {REDACTED}",
+        ),
     ],
 )
 def test_secrets_inside_text_are_masked_and_the_rest_is_kept(text: str, expected: str) -> None:
@@ -237,6 +244,16 @@ def test_nested_values_are_masked_at_any_depth() -> None:
     assert masked(event) == {
         "headers": {"Authorization": REDACTED},
         "args": (f"password={REDACTED}", 3),
+    }
+
+
+def test_camel_case_and_dashed_keys_are_recognised() -> None:
+    event = {"accessToken": "a", "X-Api-Key": "b", "private_key": "c", "user_id": 1}
+    assert masked(event) == {
+        "accessToken": REDACTED,
+        "X-Api-Key": REDACTED,
+        "private_key": REDACTED,
+        "user_id": 1,
     }
 
 

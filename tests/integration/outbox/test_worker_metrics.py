@@ -76,7 +76,7 @@ async def test_the_worker_serves_its_metrics_on_its_port_until_shutdown(
     finally:
         await settings_class.on_shutdown(ctx)
 
-    assert {"outbox_events_processed", "outbox_events"} <= {family.name for family in before}
+    assert "outbox_events_processed" in {family.name for family in before}
     assert _completed(after) - _completed(before) == 1
     with pytest.raises(httpx.ConnectError):
         await _scrape(port)
