@@ -29,7 +29,7 @@ from app.outbox import HandlerContext, OutboxEvent, OutboxStatus
 from app.settings import Settings
 from tests.conftest import TEST_REDIS_URL, serve
 from tests.factories import make_account, make_post
-from tests.support import forget_queue, make_settings
+from tests.support import forget_queue, log_events, make_settings
 
 # Set, so the app instruments; never reached, since the provider installed below is kept.
 TRACED = {"exporter_otlp_endpoint": "http://127.0.0.1:9/unused"}
@@ -162,6 +162,19 @@ async def test_a_request_makes_a_server_span_named_by_its_route_with_sql_childre
         _assert_under(_from(SQL, finished), server, finished)
         if TEST_REDIS_URL:  # the rate limiter counts the request in Redis
             _assert_under(_from(REDIS, finished), server, finished)
+
+
+async def test_the_access_line_carries_the_ids_of_the_request_span(
+    traced: httpx.AsyncClient, spans: InMemorySpanExporter, caplog: pytest.LogCaptureFixture
+) -> None:
+    response = await traced.get("/api/v1/posts")
+    assert response.status_code == 200
+
+    server = _only(SpanKind.SERVER, spans.get_finished_spans())
+    assert server.context is not None
+    [access] = log_events(caplog.records, "app.access")
+    assert access["trace_id"] == f"{server.context.trace_id:032x}"
+    assert access["request_id"] == response.headers["x-request-id"]
 
 
 @pytest.mark.parametrize("path", ["/health", "/ready", "/metrics"])
