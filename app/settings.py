@@ -12,6 +12,7 @@ from fastapi import Depends, Request
 from limits import parse_many
 from pydantic import (
     AfterValidator,
+    BaseModel,
     Field,
     SecretStr,
     field_validator,
@@ -225,6 +226,85 @@ class SmtpSettings(BaseSettings):
     sender: str = "no-reply@example.com"
 
 
+class OidcProviderSettings(BaseModel):
+    """One generic OpenID Connect provider (Keycloak, Okta, Auth0, Authentik...)."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9-]{1,30}$")
+    display_name: str | None = None
+    # The issuer URL; its `/.well-known/openid-configuration` describes the rest.
+    issuer: str
+    client_id: str
+    client_secret: SecretStr
+    scopes: list[str] = Field(default_factory=lambda: ["openid", "email", "profile"])
+
+
+class OAuthSettings(BaseSettings):
+    """`OAUTH_*`: sign-in with external providers. A provider is on when its client id is set,
+    and then every other setting it needs must be set too."""
+
+    model_config = _group("OAUTH_")
+
+    # With it, a finished sign-in answers 303 to this URL with a one-time code the frontend
+    # exchanges for tokens; without it, the callback answers the token pair itself.
+    frontend_callback_url: str | None = None
+    # Origins a flow may send the browser back to (`redirect_to`); the callback URL's
+    # origin is always allowed.
+    allowed_redirect_origins: CsvList = Field(default_factory=list)
+    # A flow must be finished within this long.
+    flow_ttl_seconds: int = Field(default=600, ge=60, le=600)
+    # Each call to a provider gives up after this long (then 504).
+    http_timeout_seconds: float = Field(default=5.0, gt=0, le=30)
+
+    google_client_id: str | None = None
+    google_client_secret: SecretStr | None = None
+    microsoft_client_id: str | None = None
+    microsoft_client_secret: SecretStr | None = None
+    # common, organizations, consumers, or a tenant id.
+    microsoft_tenant: str = "common"
+    # With a multi-tenant `microsoft_tenant`, only these tenants' accounts may sign in.
+    microsoft_allowed_tenants: CsvList = Field(default_factory=list)
+    apple_client_id: str | None = None  # the Services ID
+    apple_team_id: str | None = None
+    apple_key_id: str | None = None
+    apple_private_key: SecretStr | None = None  # the .p8 key's PEM text
+    facebook_client_id: str | None = None
+    facebook_client_secret: SecretStr | None = None
+    github_client_id: str | None = None
+    github_client_secret: SecretStr | None = None
+    # A JSON list of generic OpenID Connect providers, each named.
+    oidc_providers: list[OidcProviderSettings] = Field(default_factory=list)
+
+    @field_validator("allowed_redirect_origins", "microsoft_allowed_tenants", mode="before")
+    @classmethod
+    def _parse_lists(cls, value: Any) -> Any:
+        return _split_csv(value)
+
+    @model_validator(mode="after")
+    def _providers_are_complete(self) -> OAuthSettings:
+        required = {
+            "google": ("client_secret",),
+            "microsoft": ("client_secret",),
+            "apple": ("team_id", "key_id", "private_key"),
+            "facebook": ("client_secret",),
+            "github": ("client_secret",),
+        }
+        for provider, fields in required.items():
+            if getattr(self, f"{provider}_client_id") is None:
+                continue
+            for field in fields:
+                if getattr(self, f"{provider}_{field}") is None:
+                    name = f"OAUTH_{provider}_{field}".upper()
+                    raise ValueError(f"{name} is needed with OAUTH_{provider.upper()}_CLIENT_ID")
+        names = [provider.name for provider in self.oidc_providers]
+        clashes = sorted({n for n in names if names.count(n) > 1} | (set(names) & set(required)))
+        if clashes:
+            raise ValueError(
+                "OAUTH_OIDC_PROVIDERS: each name once, and none of a built-in provider: "
+                + ", ".join(clashes)
+            )
+        return self
+
+
 class MetricsSettings(BaseSettings):
     """`METRICS_*`: Prometheus metrics, on `/metrics` and on the worker's own port."""
 
@@ -305,6 +385,7 @@ class Settings(BaseSettings):
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     tracing: TracingSettings = Field(default_factory=TracingSettings)
     sentry: SentrySettings = Field(default_factory=SentrySettings)
+    oauth: OAuthSettings = Field(default_factory=OAuthSettings)
 
     @field_validator("trusted_hosts", "cors_origins", mode="before")
     @classmethod

@@ -25,6 +25,7 @@ ROUTES = {
     ("DELETE", "/api/v1/users/me", "delete_current_user"),
     ("POST", "/api/v1/login", "login"),
     ("POST", "/api/v1/auth/refresh", "refresh_tokens"),
+    ("GET", "/api/v1/auth/oauth/providers", "list_oauth_providers"),
     ("POST", "/api/v1/auth/logout", "logout"),
     ("POST", "/api/v1/auth/logout-all", "logout_all"),
     ("GET", "/api/v1/auth/sessions", "list_sessions"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from app.settings import (
     AuthSettings,
     DatabaseSettings,
     Environment,
+    OAuthSettings,
     OutboxSettings,
     RedisSettings,
     Settings,
@@ -164,3 +166,49 @@ def test_log_level_is_case_insensitive_and_checked() -> None:
 def test_outbox_jobs_must_end_before_their_lock() -> None:
     with pytest.raises(ValidationError, match="VISIBILITY_TIMEOUT_SECONDS must be longer"):
         OutboxSettings(_env_file=None, job_timeout_seconds=120, visibility_timeout_seconds=120)
+
+
+@pytest.mark.parametrize(
+    ("settings", "missing"),
+    [
+        ({"google_client_id": "g"}, "OAUTH_GOOGLE_CLIENT_SECRET"),
+        ({"github_client_id": "gh"}, "OAUTH_GITHUB_CLIENT_SECRET"),
+        (
+            {"apple_client_id": "a", "apple_team_id": "T", "apple_key_id": "K"},
+            "OAUTH_APPLE_PRIVATE_KEY",
+        ),
+    ],
+)
+def test_a_provider_with_a_client_id_needs_the_rest(settings: dict[str, Any], missing: str) -> None:
+    with pytest.raises(ValidationError, match=f"{missing} is needed with OAUTH_"):
+        OAuthSettings(_env_file=None, **settings)
+
+
+def test_generic_oidc_providers_are_read_from_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    provider = {
+        "name": "okta",
+        "issuer": "https://e.okta.com",
+        "client_id": "i",
+        "client_secret": "s",
+    }
+    monkeypatch.setenv("OAUTH_OIDC_PROVIDERS", json.dumps([provider]))
+    monkeypatch.setenv(
+        "OAUTH_ALLOWED_REDIRECT_ORIGINS", "https://app.example.com, https://b.example.com"
+    )
+
+    oauth = OAuthSettings(_env_file=None)
+
+    [okta] = oauth.oidc_providers
+    assert (okta.name, okta.scopes) == ("okta", ["openid", "email", "profile"])
+    assert okta.client_secret.get_secret_value() == "s"
+    assert oauth.allowed_redirect_origins == ["https://app.example.com", "https://b.example.com"]
+
+
+@pytest.mark.parametrize("names", [["okta", "okta"], ["google"]])
+def test_generic_provider_names_are_unique_and_not_built_in(names: list[str]) -> None:
+    providers = [
+        {"name": name, "issuer": "https://i.example", "client_id": "i", "client_secret": "s"}
+        for name in names
+    ]
+    with pytest.raises(ValidationError, match="each name once, and none of a built-in"):
+        OAuthSettings(_env_file=None, oidc_providers=providers)

@@ -1,4 +1,5 @@
-"""The `refresh_tokens` table: one row per refresh token, grouped into families (sessions)."""
+"""The auth tables: `refresh_tokens`, one row per refresh token, grouped into families
+(sessions); and `oauth_accounts`, the external identities linked to each user."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, String, Uuid
+from sqlalchemy import ForeignKey, String, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import NEVER_REUSE_IDS, Base, BigIntId, str_enum, utcnow
@@ -49,3 +50,26 @@ class RefreshToken(Base):
     family_expires_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
     revoked_reason: Mapped[RevokeReason | None] = mapped_column(str_enum(RevokeReason))
+
+
+class OAuthAccount(Base):
+    """An external identity linked to a user: `(provider, subject)` names it, never the email.
+
+    A user has at most one link per provider.
+    """
+
+    __tablename__ = "oauth_accounts"
+    __table_args__ = (
+        UniqueConstraint("provider", "subject"),
+        UniqueConstraint("user_id", "provider"),
+        NEVER_REUSE_IDS,
+    )
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigIntId, ForeignKey("users.id", ondelete="CASCADE"))
+    provider: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str] = mapped_column(String(255))
+    # What the provider said at the last sign-in; informative, never used to find the user.
+    email: Mapped[str | None] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_login_at: Mapped[datetime | None]

@@ -1,4 +1,4 @@
-"""Account and session endpoints: /users, /login and /auth/*."""
+"""Account and session endpoints: /users, /login and /auth/* (OAuth's included)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from app.domains.auth.errors import (
     RefreshTokenSuperseded,
     SessionNotFound,
 )
+from app.domains.auth.oauth.router import router as oauth_router
 from app.domains.auth.schemas import (
     LoginForm,
     RefreshRequest,
@@ -169,3 +170,6 @@ async def list_sessions(identity: CurrentIdentity, session: DbSession) -> list[S
 )
 async def end_session(session_id: uuid.UUID, user: CurrentUser, session: DbSession) -> None:
     await service.end_session(session, user, session_id)
+
+
+router.include_router(oauth_router)
