@@ -14,8 +14,8 @@ from starlette.middleware.cors import CORSMiddleware
 from app import health, outbox
 from app.db import Database
 from app.domains import discover
+from app.draining import Draining
 from app.errors import DatabaseUnavailable, install_error_handlers, install_problem_openapi
-from app.health import Draining
 from app.mail import mailer_from_settings
 from app.middleware import (
     AccessLogMiddleware,

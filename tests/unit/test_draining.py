@@ -10,7 +10,7 @@ from types import FrameType
 
 import pytest
 
-from app.health import Draining
+from app.draining import Draining
 
 
 class ServerHandler:
