@@ -22,15 +22,18 @@ from app.settings import get_settings
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    settings = get_settings()
+    server = settings.server
     parser = argparse.ArgumentParser(prog="python -m app", description=__doc__)
-    parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    parser.add_argument("--host", default=server.host)
+    parser.add_argument("--port", type=int, default=server.port)
     parser.add_argument("--fd", type=int, help="serve on this already-bound socket instead")
-    parser.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", "1")))
+    parser.add_argument("--workers", type=int, default=server.workers)
     args = parser.parse_args(argv)
-    configure_logging(get_settings())
+    configure_logging(settings)
     metrics_dir = None
-    if args.workers > 1 and MULTIPROCESS_DIR_VARIABLE not in os.environ:
+    if args.workers > 1 and settings.metrics.multiprocess_dir is None:
+        # The worker processes inherit it: prometheus_client and their settings read it.
         metrics_dir = os.environ[MULTIPROCESS_DIR_VARIABLE] = tempfile.mkdtemp(prefix="metrics-")
     try:
         uvicorn.run(

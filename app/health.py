@@ -150,7 +150,8 @@ async def prometheus_metrics(request: Request, settings: AppSettings) -> Respons
         raise MetricsTokenRequired
     await _read_outbox_backlog(get_database(request), settings.ready_timeout_seconds)
     # Reading every process's files in multi-process mode is blocking work.
-    return Response(await run_in_threadpool(metrics.exposition), media_type=metrics.CONTENT_TYPE)
+    text = await run_in_threadpool(metrics.exposition, settings.metrics)
+    return Response(text, media_type=metrics.CONTENT_TYPE)
 
 
 async def _read_outbox_backlog(database: Database, limit_seconds: float) -> None:

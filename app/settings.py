@@ -305,10 +305,21 @@ class OAuthSettings(BaseSettings):
         return self
 
 
+class ServerSettings(BaseSettings):
+    """`HOST`, `PORT`, `WEB_CONCURRENCY`: where and how `python -m app` serves (the names
+    hosting platforms set)."""
+
+    model_config = _group("") | {"populate_by_name": True}
+
+    host: str = Field(default="127.0.0.1", validation_alias="HOST")
+    port: int = Field(default=8000, ge=1, le=65535, validation_alias="PORT")
+    workers: int = Field(default=1, ge=1, validation_alias="WEB_CONCURRENCY")
+
+
 class MetricsSettings(BaseSettings):
     """`METRICS_*`: Prometheus metrics, on `/metrics` and on the worker's own port."""
 
-    model_config = _group("METRICS_")
+    model_config = _group("METRICS_") | {"populate_by_name": True}
 
     enabled: bool = True
     # When set, `/metrics` answers only `Authorization: Bearer <token>` (Prometheus's
@@ -318,6 +329,9 @@ class MetricsSettings(BaseSettings):
     # set the host to 0.0.0.0 so the scraper can reach it.
     worker_host: str = "127.0.0.1"
     worker_port: int = Field(default=9100, ge=1, le=65535)
+    # prometheus_client's own variable: the directory where the processes of a multi-process
+    # server write their values (`python -m app --workers N` makes one when it is unset).
+    multiprocess_dir: str | None = Field(default=None, validation_alias="PROMETHEUS_MULTIPROC_DIR")
 
 
 class TracingSettings(BaseSettings):
@@ -382,6 +396,7 @@ class Settings(BaseSettings):
     rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     tracing: TracingSettings = Field(default_factory=TracingSettings)
     sentry: SentrySettings = Field(default_factory=SentrySettings)

@@ -52,8 +52,7 @@ def worker_settings(settings: Settings) -> type[Any]:
         ctx["cleanup"] = cleanup = ExitStack()
         cleanup.enter_context(traced_clients(settings.tracing, database.engine))
         if settings.metrics.enabled:
-            metrics = settings.metrics
-            cleanup.enter_context(metrics_server(metrics.worker_host, metrics.worker_port))
+            cleanup.enter_context(metrics_server(settings.metrics))
 
     async def shutdown(ctx: Context) -> None:
         ctx["cleanup"].close()

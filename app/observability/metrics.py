@@ -10,7 +10,6 @@ them adds up all of them (`python -m app` sets it up when it starts several work
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -28,6 +27,9 @@ from prometheus_fastapi_instrumentator import metrics as http_metrics
 from prometheus_fastapi_instrumentator.middleware import PrometheusInstrumentatorMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app.settings import MetricsSettings
+
+# prometheus_client reads this at import to keep values in files (MetricsSettings too).
 MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 # RFC 9110's methods and PATCH; any other is not counted.
 HTTP_METHODS = frozenset(
@@ -92,23 +94,25 @@ class HttpMetricsMiddleware(PrometheusInstrumentatorMiddleware):
         await super().__call__(scope, receive, send)
 
 
-def _registry() -> CollectorRegistry:
+def _registry(settings: MetricsSettings) -> CollectorRegistry:
     """This process's metrics, or in multi-process mode those of every process."""
-    if MULTIPROCESS_DIR_VARIABLE not in os.environ:
+    if settings.multiprocess_dir is None:
         return REGISTRY
     registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # untyped upstream
+    multiprocess.MultiProcessCollector(registry, path=settings.multiprocess_dir)  # type: ignore[no-untyped-call]  # untyped upstream
     return registry
 
 
-def exposition() -> bytes:
-    return generate_latest(_registry())
+def exposition(settings: MetricsSettings) -> bytes:
+    return generate_latest(_registry(settings))
 
 
 @contextmanager
-def metrics_server(host: str, port: int) -> Iterator[None]:
+def metrics_server(settings: MetricsSettings) -> Iterator[None]:
     """While open, serve the metrics on a port of their own (the worker has no HTTP server)."""
-    server, thread = start_http_server(port, addr=host, registry=_registry())
+    server, thread = start_http_server(
+        settings.worker_port, addr=settings.worker_host, registry=_registry(settings)
+    )
     try:
         yield
     finally:

@@ -231,7 +231,7 @@ async def test_a_metrics_token_is_required_when_set(database_url: str, database:
 
 
 async def test_with_a_shared_directory_a_scrape_adds_up_every_process(
-    client: httpx.AsyncClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    database_url: str, database: Database, tmp_path: Path
 ) -> None:
     # What `python -m app --workers N` sets up: each process writes its values to the
     # directory, and a scrape of any of them reads them all.
@@ -239,9 +239,10 @@ async def test_with_a_shared_directory_a_scrape_adds_up_every_process(
     one_login = "from app.observability import metrics; metrics.LOGINS.labels('success').inc()"
     for _ in range(2):
         await anyio.run_process([sys.executable, "-c", one_login], env=environment, cwd=ROOT)
-    monkeypatch.setenv(metrics.MULTIPROCESS_DIR_VARIABLE, str(tmp_path))
+    settings = make_settings(database_url, metrics={"multiprocess_dir": str(tmp_path)})
 
-    shared = await scrape(client)
+    async with serve(create_app(settings, database=database)) as client:
+        shared = await scrape(client)
 
     assert shared.value("auth_logins_total", result="success") == 2
     assert "http_requests" not in shared.types  # this process wrote nothing to the directory

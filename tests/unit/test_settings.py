@@ -212,3 +212,21 @@ def test_generic_provider_names_are_unique_and_not_built_in(names: list[str]) ->
     ]
     with pytest.raises(ValidationError, match="each name once, and none of a built-in"):
         OAuthSettings(_env_file=None, oidc_providers=providers)
+
+
+def test_the_server_and_metrics_directory_use_the_platform_names(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HOST", "10.0.0.5")
+    monkeypatch.setenv("PORT", "8080")
+    monkeypatch.setenv("WEB_CONCURRENCY", "4")
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "/run/metrics")
+
+    settings = Settings(_env_file=None, environment="test")
+
+    assert (settings.server.host, settings.server.port, settings.server.workers) == (
+        "10.0.0.5",
+        8080,
+        4,
+    )
+    assert settings.metrics.multiprocess_dir == "/run/metrics"
