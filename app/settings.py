@@ -8,6 +8,8 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Annotated, Any, Literal, cast
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi import Depends, Request
 from limits import parse_many
 from pydantic import (
@@ -236,6 +238,10 @@ class OidcProviderSettings(BaseModel):
     client_id: str
     client_secret: SecretStr
     scopes: list[str] = Field(default_factory=lambda: ["openid", "email", "profile"])
+    # Whether an address the provider marks `email_verified` may link to an existing account
+    # with that address. Only for a provider that proves addresses itself and that no one
+    # outside the organisation administers.
+    trust_email: bool = False
 
 
 class OAuthSettings(BaseSettings):
@@ -254,23 +260,36 @@ class OAuthSettings(BaseSettings):
     flow_ttl_seconds: int = Field(default=600, ge=60, le=600)
     # Each call to a provider gives up after this long (then 504).
     http_timeout_seconds: float = Field(default=5.0, gt=0, le=30)
+    # The public origin providers send the browser back to, such as https://api.example.com:
+    # the callback URL registered with each provider is
+    # {this}/api/v1/auth/oauth/{provider}/callback. Defaults to the origin of the request.
+    redirect_base_url: str | None = None
 
+    # Each provider's server URLs default to the public service; change them only for another
+    # deployment of it (a sovereign Microsoft cloud, GitHub Enterprise Server).
     google_client_id: str | None = None
     google_client_secret: SecretStr | None = None
+    google_issuer: str = "https://accounts.google.com"
     microsoft_client_id: str | None = None
     microsoft_client_secret: SecretStr | None = None
     # common, organizations, consumers, or a tenant id.
-    microsoft_tenant: str = "common"
+    microsoft_tenant: str = Field(default="common", pattern=r"^[A-Za-z0-9.-]+$")
     # With a multi-tenant `microsoft_tenant`, only these tenants' accounts may sign in.
     microsoft_allowed_tenants: CsvList = Field(default_factory=list)
+    microsoft_authority: str = "https://login.microsoftonline.com"
     apple_client_id: str | None = None  # the Services ID
     apple_team_id: str | None = None
     apple_key_id: str | None = None
     apple_private_key: SecretStr | None = None  # the .p8 key's PEM text
+    apple_issuer: str = "https://appleid.apple.com"
     facebook_client_id: str | None = None
     facebook_client_secret: SecretStr | None = None
+    facebook_url: str = "https://www.facebook.com/v23.0"
+    facebook_graph_url: str = "https://graph.facebook.com/v23.0"
     github_client_id: str | None = None
     github_client_secret: SecretStr | None = None
+    github_url: str = "https://github.com"
+    github_api_url: str = "https://api.github.com"
     # A JSON list of generic OpenID Connect providers, each named.
     oidc_providers: list[OidcProviderSettings] = Field(default_factory=list)
 
@@ -278,6 +297,21 @@ class OAuthSettings(BaseSettings):
     @classmethod
     def _parse_lists(cls, value: Any) -> Any:
         return _split_csv(value)
+
+    @field_validator("apple_private_key")
+    @classmethod
+    def _apple_key_is_p256(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        # A one-line .env value may spell the PEM's line breaks as \n.
+        pem = value.get_secret_value().replace("\\n", "\n")
+        try:
+            key = serialization.load_pem_private_key(pem.encode(), password=None)
+        except ValueError as exc:
+            raise ValueError("OAUTH_APPLE_PRIVATE_KEY is not a PEM private key") from exc
+        if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
+            raise ValueError("OAUTH_APPLE_PRIVATE_KEY must be the P-256 key Apple issued")
+        return SecretStr(pem)
 
     @model_validator(mode="after")
     def _providers_are_complete(self) -> OAuthSettings:

@@ -20,7 +20,7 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+from opentelemetry.instrumentation.httpx import HTTPX2ClientInstrumentor
 from opentelemetry.instrumentation.redis import RedisInstrumentor
 from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
@@ -134,7 +134,8 @@ def instrument_app(settings: TracingSettings, app: FastAPI) -> None:
 
 @contextmanager
 def traced_clients(settings: TracingSettings, engine: AsyncEngine) -> Iterator[None]:
-    """While open, queries on `engine`, Redis commands and httpx requests make spans.
+    """While open, queries on `engine`, Redis commands and outgoing HTTP requests (httpx2,
+    the client Authlib uses to call OAuth providers) make spans.
 
     On closing, buffered spans are exported: a server stopped by a signal exits without
     running `atexit` handlers.
@@ -143,7 +144,7 @@ def traced_clients(settings: TracingSettings, engine: AsyncEngine) -> Iterator[N
         yield
         return
     provider = tracer_provider(settings, settings.exporter_otlp_endpoint)
-    sql, redis, http = SQLAlchemyInstrumentor(), RedisInstrumentor(), HTTPXClientInstrumentor()
+    sql, redis, http = SQLAlchemyInstrumentor(), RedisInstrumentor(), HTTPX2ClientInstrumentor()
     # The instrumentation declares SQLAlchemy < 2.1; its engine events work with 2.1 (the
     # tests show the query spans), so its version check is skipped.
     sql.instrument(engine=engine.sync_engine, tracer_provider=provider, skip_dep_check=True)

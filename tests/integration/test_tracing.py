@@ -9,7 +9,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from opentelemetry import trace
-from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+from opentelemetry.instrumentation.httpx import HTTPX2ClientInstrumentor
 from opentelemetry.instrumentation.redis import RedisInstrumentor
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -286,12 +286,12 @@ async def test_the_engine_and_clients_are_uninstrumented_when_the_app_stops(
     async with serve(traced_app):
         assert await query()  # while it runs, any query on its engine is traced
         assert RedisInstrumentor().is_instrumented_by_opentelemetry
-        assert HTTPXClientInstrumentor().is_instrumented_by_opentelemetry
+        assert HTTPX2ClientInstrumentor().is_instrumented_by_opentelemetry
 
     assert await query() == []
     assert [span.name for span in spans.get_finished_spans()] == ["work"]
     assert not RedisInstrumentor().is_instrumented_by_opentelemetry
-    assert not HTTPXClientInstrumentor().is_instrumented_by_opentelemetry
+    assert not HTTPX2ClientInstrumentor().is_instrumented_by_opentelemetry
 
 
 async def test_a_query_outside_any_request_or_event_starts_no_trace(

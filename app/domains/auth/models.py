@@ -1,5 +1,6 @@
 """The auth tables: `refresh_tokens`, one row per refresh token, grouped into families
-(sessions); and `oauth_accounts`, the external identities linked to each user."""
+(sessions); `oauth_accounts`, the external identities linked to each user; and the short-lived
+records of a sign-in with a provider, `oauth_flows` and `oauth_exchange_codes`."""
 
 from __future__ import annotations
 
@@ -73,3 +74,40 @@ class OAuthAccount(Base):
     email: Mapped[str | None] = mapped_column(String(320))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[datetime | None]
+
+
+class OAuthFlow(Base):
+    """A sign-in with a provider between its start and its callback: what the callback needs
+    and must check. Single use, deleted as it is consumed.
+
+    Found by the SHA-256 of its `state`; it belongs to the browser whose cookie hashes to
+    `browser_hash`. The PKCE verifier and the nonce never leave the server.
+    """
+
+    __tablename__ = "oauth_flows"
+
+    state_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    browser_hash: Mapped[str] = mapped_column(String(64))
+    provider: Mapped[str] = mapped_column(String(32))
+    # The user adding this identity to their account; none for a sign-in.
+    user_id: Mapped[int | None] = mapped_column(
+        BigIntId, ForeignKey("users.id", ondelete="CASCADE")
+    )
+    code_verifier: Mapped[str] = mapped_column(String(128))
+    nonce: Mapped[str] = mapped_column(String(64))
+    # Where the browser goes when the flow ends; none: the callback answers with JSON.
+    redirect_to: Mapped[str | None] = mapped_column(String(2048))
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class OAuthExchangeCode(Base):
+    """A finished sign-in waiting for the frontend to exchange its one-time code for tokens.
+
+    Found by the SHA-256 of the code; deleted as it is exchanged.
+    """
+
+    __tablename__ = "oauth_exchange_codes"
+
+    code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigIntId, ForeignKey("users.id", ondelete="CASCADE"))
+    expires_at: Mapped[datetime] = mapped_column(index=True)

@@ -66,15 +66,24 @@ async def login(
         LOGINS.labels("failure").inc()
         raise
     LOGINS.labels("success").inc()
+    return await start_session(session, settings, user_id=user.id, user_agent=user_agent)
+
+
+async def start_session(
+    session: AsyncSession, settings: Settings, *, user_id: int, user_agent: str | None
+) -> TokenPair:
+    """A new session (refresh-token family) for a user who has just proven who they are.
+
+    The caller holds the user's lock (see `users.repository.lock`).
+    """
     now = utcnow()
-    family_expires_at = now + timedelta(days=settings.auth.refresh_absolute_days)
     return await _issue(
         session,
         settings,
-        user_id=user.id,
+        user_id=user_id,
         family_id=uuid.uuid4(),
         parent_id=None,
-        family_expires_at=family_expires_at,
+        family_expires_at=now + timedelta(days=settings.auth.refresh_absolute_days),
         user_agent=user_agent,
         now=now,
     )
