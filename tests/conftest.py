@@ -29,6 +29,8 @@ from app.domains.users.models import User
 from app.main import create_app
 from app.outbox import OutboxEvent
 from app.settings import DatabaseSettings, Settings
+from tests.identity_provider import IdentityProvider, serving
+from tests.oauth_browser import register_clients
 from tests.support import alembic_config, make_settings
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
@@ -132,6 +134,21 @@ def black_hole_port() -> Iterator[int]:
         listener.bind(("127.0.0.1", 0))
         listener.listen(16)
         yield listener.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def provider_server() -> Iterator[IdentityProvider]:
+    """The loopback OAuth / OpenID Connect provider, one per run."""
+    with serving(IdentityProvider()) as provider:
+        yield provider
+
+
+@pytest.fixture
+def identity_provider(provider_server: IdentityProvider) -> IdentityProvider:
+    """The provider as new, with the in-process app registered under every provider name."""
+    provider_server.reset()
+    register_clients(provider_server, "http://testserver")
+    return provider_server
 
 
 @pytest.fixture

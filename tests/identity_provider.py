@@ -113,6 +113,7 @@ class IdentityProvider:
                 Route("/{realm}/token", self.token, methods=["POST"]),
                 Route("/ms/{tenant}/v2.0/token", self.token, methods=["POST"]),
                 Route("/{realm}/jwks", self.jwks),
+                Route("/ms/{tenant}/v2.0/jwks", self.jwks),
                 Route("/github/login/oauth/authorize", self.authorize),
                 Route("/github/login/oauth/access_token", self.token, methods=["POST"]),
                 Route("/github-api/user", self.github_user),
@@ -283,8 +284,10 @@ class IdentityProvider:
         )
 
     def _token_error(self, realm: str, error: str, status: int = 400) -> Response:
-        if realm == "github":  # GitHub answers errors with 200
-            return JSONResponse({"error": error})
+        if realm == "github":  # GitHub answers errors with 200, in words of its own
+            return JSONResponse(
+                {"error": {"invalid_grant": "bad_verification_code"}.get(error, error)}
+            )
         return JSONResponse({"error": error}, status_code=status)
 
     def _id_token(self, grant: _Grant) -> str:

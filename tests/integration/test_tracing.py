@@ -29,12 +29,15 @@ from app.outbox import HandlerContext, OutboxEvent, OutboxStatus
 from app.settings import Settings
 from tests.conftest import TEST_REDIS_URL, serve
 from tests.factories import make_account, make_post
+from tests.identity_provider import IdentityProvider
+from tests.oauth_browser import GENERIC, oauth_settings
 from tests.support import forget_queue, log_events, make_settings
 
 # Set, so the app instruments; never reached, since the provider installed below is kept.
 TRACED = {"exporter_otlp_endpoint": "http://127.0.0.1:9/unused"}
 SQL = "opentelemetry.instrumentation.sqlalchemy"
 REDIS = "opentelemetry.instrumentation.redis"
+HTTP = "opentelemetry.instrumentation.httpx"  # httpx2's instrumentation is in the same package
 
 
 @pytest.fixture(scope="module")
@@ -250,6 +253,25 @@ async def test_an_outbox_event_is_processed_in_a_consumer_span_linked_to_its_req
     async with database.sessionmaker() as session:
         done = await session.get_one(OutboxEvent, event.id)
         assert done.status is OutboxStatus.COMPLETED
+
+
+async def test_a_call_to_an_oauth_provider_makes_a_client_span_under_the_request(
+    private_engine: AsyncEngine, identity_provider: IdentityProvider, spans: InMemorySpanExporter
+) -> None:
+    settings = make_settings(
+        _url(private_engine), tracing=TRACED, oauth=oauth_settings(identity_provider)
+    )
+    async with serve(create_app(settings, database=Database(private_engine))) as client:
+        response = await client.get(f"/api/v1/auth/oauth/{GENERIC}/start")
+
+    assert response.status_code == 302, response.text
+    finished = spans.get_finished_spans()
+    server = _only(SpanKind.SERVER, finished)
+    # The first start fetches the discovery document.
+    discovery = _only(SpanKind.CLIENT, _from(HTTP, finished))
+    assert discovery.attributes is not None
+    assert str(discovery.attributes["http.url"]).endswith("/.well-known/openid-configuration")
+    _assert_under([discovery], server, finished)
 
 
 async def test_without_an_endpoint_nothing_is_traced_and_events_carry_no_context(

@@ -22,6 +22,11 @@ PUBLIC = {
     ("POST", f"{API_PREFIX}/login"),
     ("POST", f"{API_PREFIX}/auth/refresh"),
     ("GET", f"{API_PREFIX}/auth/oauth/providers"),
+    # A sign-in with a provider: the browser is not signed in yet.
+    ("GET", f"{API_PREFIX}/auth/oauth/{{provider}}/start"),
+    ("GET", f"{API_PREFIX}/auth/oauth/{{provider}}/callback"),
+    ("POST", f"{API_PREFIX}/auth/oauth/{{provider}}/callback"),
+    ("POST", f"{API_PREFIX}/auth/oauth/exchange"),
     ("POST", f"{API_PREFIX}/auth/logout"),
     ("GET", f"{API_PREFIX}/posts"),
     ("GET", f"{API_PREFIX}/posts/{{post_id}}"),

@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from pydantic import ValidationError
 
 from app.settings import (
@@ -202,6 +204,37 @@ def test_generic_oidc_providers_are_read_from_json(monkeypatch: pytest.MonkeyPat
     assert (okta.name, okta.scopes) == ("okta", ["openid", "email", "profile"])
     assert okta.client_secret.get_secret_value() == "s"
     assert oauth.allowed_redirect_origins == ["https://app.example.com", "https://b.example.com"]
+
+
+def _pem(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> str:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+
+
+def test_the_apple_key_may_spell_its_line_breaks_as_backslash_n() -> None:
+    pem = _pem(ec.generate_private_key(ec.SECP256R1()))
+    one_line = pem.replace("\n", "\\n")
+
+    oauth = OAuthSettings(_env_file=None, apple_private_key=one_line)
+
+    assert oauth.apple_private_key is not None
+    assert oauth.apple_private_key.get_secret_value() == pem
+
+
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [
+        ("not a key", "is not a PEM private key"),
+        (_pem(ec.generate_private_key(ec.SECP384R1())), "must be the P-256 key"),
+        (_pem(rsa.generate_private_key(65537, 2048)), "must be the P-256 key"),
+    ],
+)
+def test_the_apple_key_must_be_a_p256_private_key(key: str, message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        OAuthSettings(_env_file=None, apple_private_key=key)
 
 
 @pytest.mark.parametrize("names", [["okta", "okta"], ["google"]])

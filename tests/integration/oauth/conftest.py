@@ -1,30 +1,22 @@
-"""Fixtures for the OAuth tests: the loopback identity provider, the app configured to use
-it for every provider, and a browser."""
+"""Fixtures for the OAuth tests: the app configured to use the loopback identity provider
+for every provider, and a browser."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
 
 import httpx
 import pytest
 
+from app.db import Database
+from app.main import create_app
 from app.settings import Settings
-from tests.identity_provider import IdentityProvider, serving
-from tests.oauth_browser import Browser, oauth_settings, register_clients
+from tests.conftest import serve
+from tests.identity_provider import IdentityProvider
+from tests.oauth_browser import Browser, oauth_settings
 from tests.support import make_settings
-
-
-@pytest.fixture(scope="session")
-def provider_server() -> Iterator[IdentityProvider]:
-    with serving(IdentityProvider()) as provider:
-        yield provider
-
-
-@pytest.fixture
-def identity_provider(provider_server: IdentityProvider) -> IdentityProvider:
-    provider_server.reset()
-    register_clients(provider_server, "http://testserver")
-    return provider_server
 
 
 @pytest.fixture
@@ -37,3 +29,22 @@ async def browser(client: httpx.AsyncClient) -> AsyncIterator[Browser]:
     browser = Browser(client)
     yield browser
     await browser.close()
+
+
+@pytest.fixture
+def browser_with(
+    database_url: str, database: Database, identity_provider: IdentityProvider
+) -> Callable[..., AbstractAsyncContextManager[Browser]]:
+    """A browser on an app whose `OAUTH_*` settings differ: `async with browser_with(...)`."""
+
+    @asynccontextmanager
+    async def open_browser(**oauth: Any) -> AsyncIterator[Browser]:
+        settings = make_settings(database_url, oauth=oauth_settings(identity_provider, **oauth))
+        async with serve(create_app(settings, database=database)) as client:
+            browser = Browser(client)
+            try:
+                yield browser
+            finally:
+                await browser.close()
+
+    return open_browser

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -45,6 +46,8 @@ ID_TOKEN_LEEWAY_SECONDS = 60
 # Apple accepts a client secret valid for up to six months; ours serves one token request.
 APPLE_CLIENT_SECRET_LIFETIME = timedelta(minutes=5)
 OIDC_SCOPES = ("openid", "email", "profile")
+# How token endpoints say the code is bad: RFC 6749's word, and GitHub's own.
+_CODE_REJECTED = frozenset({"invalid_grant", "bad_verification_code"})
 _GITHUB_HEADERS = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
 
 logger = get_logger(__name__)
@@ -131,7 +134,7 @@ def provider_errors(provider: str) -> Iterator[None]:
         raise ProviderTimeout from exc
     except OAuthError as exc:
         logger.warning("oauth provider refused", provider=provider, error=exc.error)
-        raise (CodeRejected if exc.error == "invalid_grant" else ProviderFailed)() from exc
+        raise (CodeRejected if exc.error in _CODE_REJECTED else ProviderFailed)() from exc
     except JoseError as exc:
         logger.warning("oauth id token rejected", provider=provider, error=repr(exc))
         raise InvalidIdToken from exc
@@ -142,7 +145,7 @@ def provider_errors(provider: str) -> Iterator[None]:
         raise ProviderFailed from exc
 
 
-class Provider:
+class Provider(ABC):
     """One configured provider: its Authlib client and how a finished flow names the user."""
 
     # Extra authorization request parameters (Apple's `response_mode`).
@@ -175,8 +178,9 @@ class Provider:
     def _extra_params(self, nonce: str) -> dict[str, str]:
         return dict(self.authorize_params)
 
+    @abstractmethod
     async def _identity(self, token: dict[str, Any], nonce: str) -> ExternalIdentity:
-        raise NotImplementedError
+        """Who signed in, from the token response (and the provider's APIs)."""
 
     async def _get_json(self, url: str, token: dict[str, Any], **kwargs: Any) -> Any:
         response = await self.client.get(url, token=token, **kwargs)
@@ -236,7 +240,7 @@ class GoogleProvider(OidcProvider):
     def _issuer_rule(self, metadata: Mapping[str, Any]) -> dict[str, Any]:
         # Google's ID tokens name their issuer with or without the scheme.
         rule = super()._issuer_rule(metadata)
-        return {"values": [*rule["values"], self.issuer.removeprefix("https://")]}
+        return {"values": [*rule["values"], self.issuer.split("://", 1)[-1]]}
 
 
 class MicrosoftProvider(OidcProvider):

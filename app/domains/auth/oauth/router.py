@@ -42,11 +42,13 @@ from app.domains.auth.oauth.schemas import (
     ProviderRead,
 )
 from app.domains.auth.schemas import TokenPair
+from app.domains.users.errors import EmailTaken
 from app.errors import problem_responses
 from app.rate_limit import RateLimit
 from app.settings import AppSettings
 
-router = APIRouter(prefix="/auth/oauth", tags=["oauth"], dependencies=[RateLimit("oauth")])
+router = APIRouter(prefix="/auth/oauth", tags=["oauth"])
+_oauth_class = [RateLimit("oauth")]
 
 # The cookie that binds a flow to the browser that started it.
 BROWSER_COOKIE = "oauth_browser"
@@ -65,6 +67,7 @@ _callback_failures = problem_responses(
     AccountConflict,
     AccountDisabled,
     EmailRequired,
+    EmailTaken,
     IdentityTaken,
     ProviderAlreadyLinked,
 )
@@ -132,7 +135,7 @@ def _cookie_path(callback_url: str) -> str:
     return "/" + path.rsplit("/", 2)[0]
 
 
-@router.get("/providers", response_model=ProviderList)
+@router.get("/providers", response_model=ProviderList, dependencies=_oauth_class)
 async def list_oauth_providers(providers: Providers) -> ProviderList:
     """The providers a user can sign in with here; none unless configured."""
     return ProviderList(
@@ -148,6 +151,7 @@ async def list_oauth_providers(providers: Providers) -> ProviderList:
     status_code=status.HTTP_302_FOUND,
     response_class=RedirectResponse,
     responses=problem_responses(UnknownProvider, RedirectNotAllowed) | _provider_failures,
+    dependencies=_oauth_class,
 )
 async def start_oauth_sign_in(
     provider: ChosenProvider,
@@ -172,6 +176,7 @@ async def start_oauth_sign_in(
     responses=_authenticated
     | problem_responses(UnknownProvider, RedirectNotAllowed)
     | _provider_failures,
+    dependencies=_oauth_class,
 )
 async def start_oauth_link(
     provider: ChosenProvider,
@@ -241,6 +246,7 @@ _callback_responses = (
     name=CALLBACK_ROUTE,
     response_model=TokenPair | OAuthAccountRead,
     responses=_callback_responses,
+    dependencies=_oauth_class,
 )
 async def oauth_callback(
     provider: ChosenProvider,
@@ -274,6 +280,7 @@ async def oauth_callback(
     "/{provider}/callback",
     response_model=TokenPair | OAuthAccountRead,
     responses=_callback_responses,
+    dependencies=_oauth_class,
 )
 async def oauth_form_post_callback(
     provider: ChosenProvider,
@@ -303,7 +310,10 @@ async def oauth_form_post_callback(
 
 
 @router.post(
-    "/exchange", response_model=TokenPair, responses=problem_responses(InvalidExchangeCode)
+    "/exchange",
+    response_model=TokenPair,
+    responses=problem_responses(InvalidExchangeCode),
+    dependencies=_oauth_class,
 )
 async def exchange_oauth_code(
     body: ExchangeRequest, session: DbSession, settings: AppSettings, user_agent: UserAgent = None
@@ -312,7 +322,12 @@ async def exchange_oauth_code(
     return await service.exchange(session, settings, code=body.code, user_agent=user_agent)
 
 
-@router.get("/accounts", response_model=list[OAuthAccountRead], responses=_authenticated)
+@router.get(
+    "/accounts",
+    response_model=list[OAuthAccountRead],
+    responses=_authenticated,
+    dependencies=[RateLimit("read")],
+)
 async def list_oauth_accounts(user: CurrentUser, session: DbSession) -> list[OAuthAccountRead]:
     """The provider identities linked to the caller's account."""
     return [
@@ -325,6 +340,7 @@ async def list_oauth_accounts(user: CurrentUser, session: DbSession) -> list[OAu
     "/accounts/{provider}",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=_authenticated | problem_responses(OAuthAccountNotFound, LastSignInMethod),
+    dependencies=[RateLimit("write")],
 )
 async def unlink_oauth_account(provider: str, user: CurrentUser, session: DbSession) -> None:
     """Remove a linked identity; refused when it is the last way to sign in."""

@@ -36,7 +36,6 @@ from app.domains.auth.oauth.providers import ExternalIdentity, Provider, provide
 from app.domains.auth.schemas import TokenPair
 from app.domains.users import repository as users_repository
 from app.domains.users import service as users_service
-from app.domains.users.errors import EmailTaken
 from app.domains.users.models import User
 from app.settings import Settings
 
@@ -190,12 +189,9 @@ async def _resolve_user(session: AsyncSession, provider: str, identity: External
             raise AccountConflict
         user = await _locked_active_user(session, existing.id)
     else:
-        try:
-            user = await users_service.create_user(
-                session, email=identity.email, password_hash=None
-            )
-        except EmailTaken as exc:  # signed up a moment ago, by another request
-            raise AccountConflict from exc
+        # Two sign-ups racing with one address: the unique constraint lets one through and
+        # answers the other 409 `email_taken`.
+        user = await users_service.create_user(session, email=identity.email, password_hash=None)
         user.email_verified = identity.email_trusted
     await _add_link(session, user, provider, identity)
     return user
