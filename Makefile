@@ -25,7 +25,7 @@ $(UV):
 	$(VENV)/bin/python -m pip install --quiet uv==$(UV_VERSION)
 
 install: $(UV) ## Install the locked dependencies into .venv
-	$(UV) sync --frozen
+	$(UV) sync --frozen --compile-bytecode
 
 run: install migrate ## Migrate the database and serve the API on http://$(HOST):$(PORT)
 	$(RUN) python -m app --host $(HOST) --port $(PORT)
@@ -33,7 +33,13 @@ run: install migrate ## Migrate the database and serve the API on http://$(HOST)
 worker: install migrate ## Run the outbox worker (needs REDIS_URL; without it the API relays events)
 	$(RUN) python -m worker
 
-test: install check ## Lint, type-check and run the whole suite with the coverage gate
+# A standard OpenID Connect provider (Node.js) that the OAuth tests sign in with.
+OIDC_SERVER := tests/oidc_server
+
+$(OIDC_SERVER)/node_modules/.package-lock.json: $(OIDC_SERVER)/package-lock.json
+	npm ci --prefix $(OIDC_SERVER) --no-audit --no-fund --loglevel=error
+
+test: install check $(OIDC_SERVER)/node_modules/.package-lock.json ## Lint, type-check and run the whole suite with the coverage gate
 	$(RUN) coverage erase
 	$(RUN) coverage run -m pytest $(PYTEST_ARGS)
 	$(RUN) coverage combine --quiet
@@ -64,4 +70,4 @@ revision: install ## New migration from model changes: make revision m="add post
 	$(RUN) alembic revision --autogenerate -m "$(m)"
 
 clean: ## Remove the virtualenv, caches and local data
-	rm -rf $(VENV) .coverage .coverage.* .mypy_cache .ruff_cache .pytest_cache .hypothesis var
+	rm -rf $(VENV) .coverage .coverage.* .mypy_cache .ruff_cache .pytest_cache .hypothesis var $(OIDC_SERVER)/node_modules

@@ -87,8 +87,10 @@ class Misbehaviour:
     signing_key: RSAKey | None = None
     # Answer the token request with this JSON instead.
     token_response: dict[str, Any] | None = None
-    # Answer the profile endpoints with this JSON instead.
+    # Answer the profile endpoints (GitHub's, Facebook's, UserInfo) with this JSON instead.
     profile_response: Any = None
+    # Entries put in (or, as None, taken out of) the discovery document.
+    discovery: dict[str, Any] = field(default_factory=dict)
 
 
 class IdentityProvider:
@@ -113,6 +115,7 @@ class IdentityProvider:
                 Route("/{realm}/token", self.token, methods=["POST"]),
                 Route("/ms/{tenant}/v2.0/token", self.token, methods=["POST"]),
                 Route("/{realm}/jwks", self.jwks),
+                Route("/{realm}/userinfo", self.userinfo),
                 Route("/ms/{tenant}/v2.0/jwks", self.jwks),
                 Route("/github/login/oauth/authorize", self.authorize),
                 Route("/github/login/oauth/access_token", self.token, methods=["POST"]),
@@ -173,18 +176,18 @@ class IdentityProvider:
     async def _discovery(self, base: str, issuer: str) -> Response:
         if failure := await self._failure("discovery"):
             return failure
-        return JSONResponse(
-            {
-                "issuer": issuer,
-                "authorization_endpoint": f"{base}/authorize",
-                "token_endpoint": f"{base}/token",
-                "jwks_uri": f"{base}/jwks",
-                "response_types_supported": ["code"],
-                "subject_types_supported": ["public"],
-                "id_token_signing_alg_values_supported": ["RS256"],
-                "code_challenge_methods_supported": ["S256"],
-            }
-        )
+        document = {
+            "issuer": issuer,
+            "authorization_endpoint": f"{base}/authorize",
+            "token_endpoint": f"{base}/token",
+            "jwks_uri": f"{base}/jwks",
+            "userinfo_endpoint": f"{base}/userinfo",
+            "response_types_supported": ["code"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "code_challenge_methods_supported": ["S256"],
+        } | self.misbehaviour.discovery
+        return JSONResponse({k: v for k, v in document.items() if v is not None})
 
     async def jwks(self, request: Request) -> Response:
         self.jwks_requests += 1
@@ -314,7 +317,16 @@ class IdentityProvider:
         key = self.misbehaviour.signing_key or self.keys[-1]
         return jwt.encode({"alg": "RS256", "kid": key.kid}, claims, key)
 
-    # GitHub and Facebook profiles.
+    # Profiles: OpenID Connect's UserInfo, GitHub's and Facebook's APIs.
+
+    async def userinfo(self, request: Request) -> Response:
+        grant, failure = await self._profile_grant(request)
+        if grant is None:
+            return failure
+        account = grant.account
+        claims = {"sub": account.subject, "email": account.email}
+        claims["email_verified"] = account.email_verified
+        return JSONResponse({k: v for k, v in claims.items() if v is not None})
 
     async def github_user(self, request: Request) -> Response:
         grant, failure = await self._profile_grant(request)

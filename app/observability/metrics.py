@@ -54,6 +54,12 @@ RATE_LIMIT_DECISIONS = Counter(
     ["policy", "decision"],
 )
 LOGINS = Counter("auth_logins", "Password sign-ins by result: success, failure.", ["result"])
+OAUTH_CALLBACKS = Counter(
+    "auth_oauth_callbacks",
+    "Returns from an OAuth provider, by provider and result: signed_in, signed_up, linked, "
+    "or the problem's error_code.",
+    ["provider", "result"],
+)
 REFRESH_TOKEN_REUSE = Counter(
     "auth_refresh_token_reuse",
     "Spent refresh tokens presented after the grace window; each ends a session.",

@@ -48,7 +48,7 @@ def test_sigterm_fails_readiness_at_once_while_the_server_keeps_serving(
     # Long enough that only the second SIGTERM below ends it.
     with served(env | {"SHUTDOWN_DRAIN_SECONDS": "60"}, stderr=subprocess.PIPE) as server:
         assert server.process.stderr is not None
-        with httpx.Client(base_url=server.url, timeout=10) as http:
+        with httpx.Client(base_url=server.url, timeout=30) as http:
             assert http.get("/ready").status_code == 200
 
             server.process.send_signal(signal.SIGTERM)
@@ -73,7 +73,7 @@ def test_a_request_in_flight_at_sigterm_finishes(env: dict[str, str]) -> None:
         address = urlsplit(server.url)
         assert address.hostname is not None
         assert address.port is not None
-        with socket.create_connection((address.hostname, address.port), timeout=10) as sock:
+        with socket.create_connection((address.hostname, address.port), timeout=30) as sock:
             head = (
                 "POST /api/v1/users HTTP/1.1\r\n"
                 f"Host: {address.netloc}\r\n"
@@ -201,7 +201,7 @@ def test_traces_are_exported_over_otlp_when_an_endpoint_is_set(
     endpoint, received = collector
     otel = {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_SERVICE_NAME": "e2e-service"}
     with served(env | otel) as server:
-        with httpx.Client(base_url=server.url, timeout=10) as http:
+        with httpx.Client(base_url=server.url, timeout=30) as http:
             assert http.get("/api/v1/posts").status_code == 200
             assert http.get("/health").status_code == 200
         # Spans still buffered are exported when the application stops.

@@ -12,8 +12,8 @@ from app.domains.auth.models import OAuthAccount, OAuthFlow
 from app.domains.users.models import User
 from tests.factories import bearer, make_account, unique_email
 from tests.identity_provider import IdentityProvider
-from tests.oauth_browser import GENERIC, OAUTH, Browser
-from tests.support import assert_problem
+from tests.oauth_browser import GENERIC, OAUTH, Browser, Callback
+from tests.support import assert_problem, counted_since, counters
 
 
 async def _user(database: Database, email: str) -> User | None:
@@ -229,3 +229,57 @@ async def test_an_unknown_provider_is_404(client: httpx.AsyncClient) -> None:
     response = await client.get(f"{OAUTH}/myspace/start")
 
     assert_problem(response, 404, "oauth_provider_not_found")
+
+
+async def test_each_callback_is_counted_by_provider_and_result(
+    browser: Browser, identity_provider: IdentityProvider
+) -> None:
+    identity_provider.account.email = unique_email()
+    before = counters("auth_oauth_callbacks")
+
+    await browser.sign_in(GENERIC)
+    await browser.sign_in(GENERIC)
+    local = await make_account(browser.app)
+    await browser.back_to_app(
+        await browser.authorize(await browser.start_link(GENERIC, local.tokens["access_token"]))
+    )
+    await browser.back_to_app(Callback("GET", f"http://testserver{OAUTH}/{GENERIC}/callback"))
+
+    assert counted_since(before, "auth_oauth_callbacks") == {
+        f"{GENERIC}:signed_up": 1,
+        f"{GENERIC}:signed_in": 1,
+        f"{GENERIC}:oauth_identity_taken": 1,
+        f"{GENERIC}:oauth_invalid_state": 1,
+    }
+
+
+async def test_an_address_kept_out_of_the_id_token_is_read_from_userinfo(
+    browser: Browser, identity_provider: IdentityProvider, database: Database
+) -> None:
+    email = identity_provider.account.email = unique_email()
+    identity_provider.misbehaviour.id_token_claims = {"email": None, "email_verified": None}
+
+    response = await browser.sign_in(GENERIC)
+
+    assert response.status_code == 200, response.text
+    user = await _user(database, email)
+    assert user is not None
+    assert user.email_verified
+
+
+async def test_userinfo_about_another_user_is_refused(
+    browser: Browser, identity_provider: IdentityProvider
+) -> None:
+    identity_provider.misbehaviour.id_token_claims = {"email": None}
+    identity_provider.misbehaviour.profile_response = {"sub": "someone-else", "email": "x@y.z"}
+
+    assert_problem(await browser.sign_in(GENERIC), 502, "oauth_provider_failed")
+
+
+async def test_without_userinfo_an_id_token_without_an_address_cannot_sign_up(
+    browser: Browser, identity_provider: IdentityProvider
+) -> None:
+    identity_provider.misbehaviour.id_token_claims = {"email": None}
+    identity_provider.misbehaviour.discovery = {"userinfo_endpoint": None}
+
+    assert_problem(await browser.sign_in(GENERIC), 403, "oauth_email_required")

@@ -208,12 +208,26 @@ class OidcProvider(Provider):
         return super()._extra_params(nonce) | {"nonce": nonce}
 
     async def _identity(self, token: dict[str, Any], nonce: str) -> ExternalIdentity:
-        claims = _parse(_ID_CLAIMS, await self._claims(token, nonce))
+        claims = await self._claims(token, nonce)
+        if "email" not in claims:
+            claims = {**claims, **await self._userinfo_email(token, claims["sub"])}
+        parsed = _parse(_ID_CLAIMS, claims)
         return ExternalIdentity(
-            subject=claims.sub,
-            email=_address(claims.email),
-            email_trusted=self.trust_email and claims.email_verified,
+            subject=parsed.sub,
+            email=_address(parsed.email),
+            email_trusted=self.trust_email and parsed.email_verified,
         )
+
+    async def _userinfo_email(self, token: dict[str, Any], subject: str) -> dict[str, Any]:
+        """The email claims from the UserInfo endpoint: a provider that issues an access
+        token may keep them out of the ID token (OIDC Core 5.4)."""
+        endpoint = (await self.client.load_server_metadata()).get("userinfo_endpoint")
+        if not endpoint:
+            return {}
+        info = await self._get_json(endpoint, token)
+        if not isinstance(info, dict) or info.get("sub") != subject:  # OIDC Core 5.3.2
+            raise ProviderFailed("The provider's UserInfo answer is not about this user.")
+        return {name: info[name] for name in ("email", "email_verified") if name in info}
 
     async def _claims(self, token: dict[str, Any], nonce: str) -> Mapping[str, Any]:
         """The ID token's claims once its signature, `iss`, `aud`, `exp` and `nonce` hold."""

@@ -37,6 +37,8 @@ from app.domains.auth.schemas import TokenPair
 from app.domains.users import repository as users_repository
 from app.domains.users import service as users_service
 from app.domains.users.models import User
+from app.errors import ProblemError
+from app.observability.metrics import OAUTH_CALLBACKS
 from app.settings import Settings
 
 # The state, the browser binding and the exchange code: 256 bits from the CSPRNG each.
@@ -64,6 +66,8 @@ class Finished:
     `exchange_code` (a sign-in) or the provider's name (a link); without it, the caller
     receives `tokens` or `account`."""
 
+    # What happened: signed_in, signed_up or linked.
+    result: str
     redirect_to: str | None
     exchange_code: str | None = None
     tokens: TokenPair | None = None
@@ -116,7 +120,38 @@ async def finish(
     user_agent: str | None,
 ) -> Finished:
     """The callback: check the flow, ask the provider who signed in, then sign them in,
-    sign them up, or link the identity."""
+    sign them up, or link the identity. Each outcome is counted in `OAUTH_CALLBACKS`."""
+    try:
+        finished = await _finish(
+            session,
+            settings,
+            provider,
+            redirect_uri=redirect_uri,
+            state=state,
+            browser_key=browser_key,
+            code=code,
+            error=error,
+            user_agent=user_agent,
+        )
+    except ProblemError as exc:
+        OAUTH_CALLBACKS.labels(provider.name, exc.code).inc()
+        raise
+    OAUTH_CALLBACKS.labels(provider.name, finished.result).inc()
+    return finished
+
+
+async def _finish(
+    session: AsyncSession,
+    settings: Settings,
+    provider: Provider,
+    *,
+    redirect_uri: str,
+    state: str | None,
+    browser_key: str | None,
+    code: str | None,
+    error: str | None,
+    user_agent: str | None,
+) -> Finished:
     flow = await _take_flow(session, provider, state=state, browser_key=browser_key)
     if error is not None or not code:  # the user declined, or the provider failed
         raise AuthorizationFailed
@@ -126,13 +161,13 @@ async def finish(
         )
     if flow.user_id is not None:
         account = await _link(session, flow.user_id, provider.name, identity)
-        return Finished(redirect_to=flow.redirect_to, account=account)
-    user = await _resolve_user(session, provider.name, identity)
+        return Finished("linked", redirect_to=flow.redirect_to, account=account)
+    user, result = await _resolve_user(session, provider.name, identity)
     if flow.redirect_to is None:
         tokens = await auth_service.start_session(
             session, settings, user_id=user.id, user_agent=user_agent
         )
-        return Finished(redirect_to=None, tokens=tokens)
+        return Finished(result, redirect_to=None, tokens=tokens)
     exchange_code = secrets.token_urlsafe(TOKEN_BYTES)
     now = utcnow()
     await repository.add_exchange_code(
@@ -144,7 +179,7 @@ async def finish(
         ),
         now=now,
     )
-    return Finished(redirect_to=flow.redirect_to, exchange_code=exchange_code)
+    return Finished(result, redirect_to=flow.redirect_to, exchange_code=exchange_code)
 
 
 async def _take_flow(
@@ -172,29 +207,31 @@ async def _locked_active_user(session: AsyncSession, user_id: int) -> User:
     return user
 
 
-async def _resolve_user(session: AsyncSession, provider: str, identity: ExternalIdentity) -> User:
+async def _resolve_user(
+    session: AsyncSession, provider: str, identity: ExternalIdentity
+) -> tuple[User, str]:
     """The account this identity signs in to: the linked one; else an existing account with
-    the same address, when both sides have verified it; else a new account."""
+    the same address, when both sides have verified it; else a new account (`signed_up`)."""
     now = utcnow()
     account = await repository.find_account(session, provider, identity.subject)
     if account is not None:
         user = await _locked_active_user(session, account.user_id)
         account.email, account.last_login_at = identity.email, now
-        return user
+        return user, "signed_in"
     if identity.email is None:
         raise EmailRequired
     existing = await users_repository.get_by_email(session, identity.email)
     if existing is not None:
         if not (identity.email_trusted and existing.email_verified):
             raise AccountConflict
-        user = await _locked_active_user(session, existing.id)
+        user, result = await _locked_active_user(session, existing.id), "signed_in"
     else:
         # Two sign-ups racing with one address: the unique constraint lets one through and
         # answers the other 409 `email_taken`.
         user = await users_service.create_user(session, email=identity.email, password_hash=None)
-        user.email_verified = identity.email_trusted
+        user.email_verified, result = identity.email_trusted, "signed_up"
     await _add_link(session, user, provider, identity)
-    return user
+    return user, result
 
 
 async def _link(
