@@ -141,7 +141,10 @@ def _cors(settings: Settings) -> list[Middleware]:
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "X-Request-ID", "X-API-Version"],
             expose_headers=["X-Request-ID", "X-API-Version", "RateLimit", "RateLimit-Policy"],
-            allow_credentials=False,  # bearer tokens, not cookies
+            # Requests authenticate with bearer tokens; the one cookie is the OAuth flow's
+            # browser binding, which a frontend on another origin sets by calling
+            # `.../link/start` with credentials.
+            allow_credentials=True,
         )
     ]
 

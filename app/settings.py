@@ -228,6 +228,9 @@ class SmtpSettings(BaseSettings):
     sender: str = "no-reply@example.com"
 
 
+TokenEndpointAuthMethod = Literal["client_secret_basic", "client_secret_post"]
+
+
 class OidcProviderSettings(BaseModel):
     """One generic OpenID Connect provider (Keycloak, Okta, Auth0, Authentik...)."""
 
@@ -238,6 +241,9 @@ class OidcProviderSettings(BaseModel):
     client_id: str
     client_secret: SecretStr
     scopes: list[str] = Field(default_factory=lambda: ["openid", "email", "profile"])
+    # How the client authenticates at the token endpoint (the discovery document's
+    # `token_endpoint_auth_methods_supported` lists what the provider takes).
+    token_endpoint_auth_method: TokenEndpointAuthMethod = "client_secret_basic"  # noqa: S105 - a method name
     # Whether an address the provider marks `email_verified` may link to an existing account
     # with that address. Only for a provider that proves addresses itself and that no one
     # outside the organisation administers.
@@ -274,7 +280,8 @@ class OAuthSettings(BaseSettings):
     microsoft_client_secret: SecretStr | None = None
     # common, organizations, consumers, or a tenant id.
     microsoft_tenant: str = Field(default="common", pattern=r"^[A-Za-z0-9.-]+$")
-    # With a multi-tenant `microsoft_tenant`, only these tenants' accounts may sign in.
+    # When set, only these tenants' accounts may sign in (for a multi-tenant
+    # `microsoft_tenant`; a single tenant id allows that tenant alone anyway).
     microsoft_allowed_tenants: CsvList = Field(default_factory=list)
     microsoft_authority: str = "https://login.microsoftonline.com"
     apple_client_id: str | None = None  # the Services ID

@@ -16,11 +16,12 @@ import base64
 import hashlib
 import hmac
 import html
+import json
 import secrets
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,7 +35,13 @@ from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, KeySet, RSAKey
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from starlette.routing import Route
 
 OIDC_REALMS = ("oidc", "google", "apple")
@@ -78,17 +85,18 @@ class Misbehaviour:
 
     # `error=` in the redirect back, instead of a code.
     authorize_error: str | None = None
-    # An HTTP status for every answer from these endpoints ("token", "jwks", "discovery",
-    # "profile"), or "hang" to never answer.
+    # For these endpoints ("discovery", "jwks", "token", "profile"): an HTTP status to answer
+    # with, "hang" to never answer, or "drip" to answer a byte at a time, forever.
     endpoints: dict[str, int | str] = field(default_factory=dict)
+    # For these endpoints: a JSON body to answer 200 with instead of the real one (the token
+    # and profile endpoints check the request first).
+    answers: dict[str, Any] = field(default_factory=dict)
     # Claims put in (or, as None, taken out of) the ID token.
     id_token_claims: dict[str, Any] = field(default_factory=dict)
     # Sign ID tokens with this key instead of the published one.
     signing_key: RSAKey | None = None
-    # Answer the token request with this JSON instead.
-    token_response: dict[str, Any] | None = None
-    # Answer the profile endpoints (GitHub's, Facebook's, UserInfo) with this JSON instead.
-    profile_response: Any = None
+    # Issue unsigned ID tokens (`"alg": "none"`).
+    unsigned: bool = False
     # Entries put in (or, as None, taken out of) the discovery document.
     discovery: dict[str, Any] = field(default_factory=dict)
 
@@ -106,6 +114,8 @@ class IdentityProvider:
         self.codes: dict[str, _Grant] = {}
         self.access_tokens: dict[str, _Grant] = {}
         self.jwks_requests = 0
+        # How each token request authenticated the client: "basic" or "post".
+        self.client_auth: list[str] = []
         self.app = Starlette(
             routes=[
                 Route("/{realm}/.well-known/openid-configuration", self.discovery),
@@ -137,6 +147,7 @@ class IdentityProvider:
         self.access_tokens.clear()
         self.clients.clear()
         self.jwks_requests = 0
+        self.client_auth.clear()
 
     def register(self, client_id: str, secret: str, *redirect_uris: str) -> None:
         self.clients[client_id] = Client(secret, set(redirect_uris))
@@ -176,7 +187,7 @@ class IdentityProvider:
     async def _discovery(self, base: str, issuer: str) -> Response:
         if failure := await self._failure("discovery"):
             return failure
-        document = {
+        document: Any = {
             "issuer": issuer,
             "authorization_endpoint": f"{base}/authorize",
             "token_endpoint": f"{base}/token",
@@ -187,13 +198,15 @@ class IdentityProvider:
             "id_token_signing_alg_values_supported": ["RS256"],
             "code_challenge_methods_supported": ["S256"],
         } | self.misbehaviour.discovery
-        return JSONResponse({k: v for k, v in document.items() if v is not None})
+        document = {k: v for k, v in document.items() if v is not None}
+        return JSONResponse(self.misbehaviour.answers.get("discovery", document))
 
     async def jwks(self, request: Request) -> Response:
         self.jwks_requests += 1
         if failure := await self._failure("jwks"):
             return failure
-        return JSONResponse(KeySet(list(self.keys)).as_dict(private=False))
+        keys = KeySet(list(self.keys)).as_dict(private=False)
+        return JSONResponse(self.misbehaviour.answers.get("jwks", keys))
 
     async def authorize(self, request: Request) -> Response:
         params = request.query_params
@@ -245,8 +258,8 @@ class IdentityProvider:
             or _s256(str(form.get("code_verifier", ""))) != grant.code_challenge
         ):
             return self._token_error(realm, "invalid_grant")
-        if self.misbehaviour.token_response is not None:
-            return JSONResponse(self.misbehaviour.token_response)
+        if "token" in self.misbehaviour.answers:
+            return JSONResponse(self.misbehaviour.answers["token"])
         access_token = secrets.token_urlsafe(24)
         self.access_tokens[access_token] = grant
         body = {"access_token": access_token, "token_type": "Bearer", "expires_in": 3600}
@@ -262,6 +275,7 @@ class IdentityProvider:
         if authorization.startswith("Basic "):
             decoded = base64.b64decode(authorization.removeprefix("Basic ")).decode()
             client_id, _, secret = decoded.partition(":")
+        self.client_auth.append("basic" if authorization.startswith("Basic ") else "post")
         client = self.clients.get(client_id)
         if client is None:
             return None
@@ -314,6 +328,9 @@ class IdentityProvider:
             else:
                 claims[name] = value
         claims = {name: value for name, value in claims.items() if value is not None}
+        if self.misbehaviour.unsigned:
+            header = _base64url(json.dumps({"alg": "none", "typ": "JWT"}).encode())
+            return f"{header}.{_base64url(json.dumps(claims).encode())}."
         key = self.misbehaviour.signing_key or self.keys[-1]
         return jwt.encode({"alg": "RS256", "kid": key.kid}, claims, key)
 
@@ -364,14 +381,16 @@ class IdentityProvider:
         grant = self.access_tokens.get(token)
         if grant is None:
             return None, JSONResponse({"message": "Bad credentials"}, status_code=401)
-        if self.misbehaviour.profile_response is not None:
-            return None, JSONResponse(self.misbehaviour.profile_response)
+        if "profile" in self.misbehaviour.answers:
+            return None, JSONResponse(self.misbehaviour.answers["profile"])
         return grant, Response()
 
     async def _failure(self, endpoint: str) -> Response | None:
         behaviour = self.misbehaviour.endpoints.get(endpoint)
         if behaviour == "hang":
             await asyncio.Event().wait()  # until the server shuts down
+        if behaviour == "drip":
+            return StreamingResponse(_drip(), media_type="application/json")
         if isinstance(behaviour, int):
             return HTMLResponse("<h1>Something went wrong</h1>", status_code=behaviour)
         return None
@@ -388,9 +407,19 @@ def _realm(request: Request) -> tuple[str, str]:
     return realm, request.path_params.get("tenant", "")
 
 
+async def _drip() -> AsyncIterator[bytes]:
+    """A body that never ends, a byte every half second: each read is quick, the whole never."""
+    while True:
+        yield b" "
+        await asyncio.sleep(0.5)
+
+
+def _base64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
 def _s256(verifier: str) -> str:
-    digest = hashlib.sha256(verifier.encode()).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    return _base64url(hashlib.sha256(verifier.encode()).digest())
 
 
 def _auto_post_form(action: str, fields: dict[str, str]) -> str:

@@ -128,8 +128,10 @@ def configure_logging(settings: Settings) -> None:
     if _handler not in root.handlers:
         root.addHandler(_handler)
     root.setLevel(settings.log_level)
-    # At DEBUG, aiosqlite logs every statement with its parameters (password hashes).
-    logging.getLogger("aiosqlite").setLevel(max(root.level, logging.INFO))
+    # At DEBUG, aiosqlite logs every statement with its parameters (password hashes), and
+    # Authlib the PKCE verifier of each OAuth flow.
+    for chatty in ("aiosqlite", "authlib"):
+        logging.getLogger(chatty).setLevel(max(root.level, logging.INFO))
     _adopt_uvicorn_loggers()
 
 

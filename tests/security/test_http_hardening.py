@@ -125,7 +125,9 @@ async def test_cors_only_for_configured_origins(settings: Settings, database: Da
         other = await client.get("/api/v1/posts", headers={"Origin": "https://evil.example"})
 
     assert allowed.headers["access-control-allow-origin"] == "https://app.example.com"
-    assert "access-control-allow-credentials" not in allowed.headers
+    # Credentialed calls carry the OAuth flow's binding cookie (see `.../link/start`).
+    assert allowed.headers["access-control-allow-credentials"] == "true"
+    # Without Access-Control-Allow-Origin, a browser shows the other origin nothing.
     assert "access-control-allow-origin" not in other.headers
 
 

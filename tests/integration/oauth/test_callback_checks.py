@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -184,7 +185,7 @@ async def test_a_new_signing_key_is_fetched_once_after_a_rotation(
 async def test_a_token_response_without_an_id_token_is_a_502(
     browser: Browser, identity_provider: IdentityProvider
 ) -> None:
-    identity_provider.misbehaviour.token_response = {"access_token": "x", "token_type": "Bearer"}
+    identity_provider.misbehaviour.answers["token"] = {"access_token": "x", "token_type": "Bearer"}
 
     assert_problem(await browser.sign_in(GENERIC), 502, "oauth_provider_failed")
 
@@ -192,12 +193,101 @@ async def test_a_token_response_without_an_id_token_is_a_502(
 async def test_a_token_response_without_an_access_token_is_a_502(
     browser: Browser, identity_provider: IdentityProvider
 ) -> None:
-    identity_provider.misbehaviour.token_response = {"token_type": "Bearer"}
+    identity_provider.misbehaviour.answers["token"] = {"token_type": "Bearer"}
 
     assert_problem(await browser.sign_in(GENERIC), 502, "oauth_provider_failed")
 
 
+async def test_an_unsigned_id_token_is_refused_even_if_the_provider_offers_none(
+    browser: Browser, identity_provider: IdentityProvider, database: Database
+) -> None:
+    identity_provider.misbehaviour.discovery = {
+        "id_token_signing_alg_values_supported": ["none", "HS256", "RS256"]
+    }
+    identity_provider.misbehaviour.unsigned = True
+
+    assert_problem(await browser.sign_in(GENERIC), 502, "oauth_invalid_id_token")
+    assert await _no_user(database, identity_provider.account.email)
+
+
+async def test_a_provider_offering_no_public_key_algorithm_cannot_start_a_flow(
+    client: httpx.AsyncClient, identity_provider: IdentityProvider
+) -> None:
+    identity_provider.misbehaviour.discovery = {
+        "id_token_signing_alg_values_supported": ["none", "HS256"]
+    }
+
+    response = await client.get(f"/api/v1/auth/oauth/{GENERIC}/start")
+
+    assert_problem(response, 502, "oauth_provider_failed")
+
+
+async def test_a_discovery_document_cannot_weaken_the_authorization_request(
+    browser: Browser, identity_provider: IdentityProvider
+) -> None:
+    # Authlib would take these from the document as its client's settings.
+    identity_provider.misbehaviour.discovery = {
+        "code_challenge_method": "plain",
+        "response_mode": "fragment",
+        "prompt": "none",
+    }
+
+    url = await browser.start(GENERIC)
+
+    query = parse_qs(urlsplit(url).query)
+    assert query["code_challenge_method"] == ["S256"]
+    assert "response_mode" not in query
+    assert "prompt" not in query
+    assert (await browser.back_to_app(await browser.authorize(url))).status_code == 200
+
+
 # A provider that fails.
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "answer"),
+    [
+        ("jwks", {}),
+        ("jwks", []),
+        ("token", {"error": ["invalid_grant"]}),
+        ("token", {"access_token": "x", "token_type": "Bearer", "expires_in": [1]}),
+        ("token", ["access_token"]),
+        ("profile", ["not", "an", "object"]),
+    ],
+)
+async def test_an_answer_that_is_not_what_the_protocol_says_is_a_502(
+    browser: Browser,
+    identity_provider: IdentityProvider,
+    database: Database,
+    endpoint: str,
+    answer: object,
+) -> None:
+    identity_provider.misbehaviour.id_token_claims = {"email": None}  # so UserInfo is asked
+    identity_provider.misbehaviour.answers[endpoint] = answer
+
+    assert_problem(await browser.sign_in(GENERIC), 502, "oauth_provider_failed")
+    assert await _no_user(database, identity_provider.account.email)
+
+
+@pytest.mark.parametrize("document", [[], None, "issuer", {"issuer": 1}])
+async def test_a_discovery_document_that_is_not_one_is_a_502(
+    client: httpx.AsyncClient, identity_provider: IdentityProvider, document: object
+) -> None:
+    identity_provider.misbehaviour.answers["discovery"] = document
+
+    response = await client.get(f"/api/v1/auth/oauth/{GENERIC}/start")
+
+    assert_problem(response, 502, "oauth_provider_failed")
+
+
+async def test_a_provider_answering_a_byte_at_a_time_is_cut_off(
+    browser: Browser, identity_provider: IdentityProvider
+) -> None:
+    callback = await _callback(browser)
+    # Each read comes quickly; only a deadline for the whole exchange ends it.
+    identity_provider.misbehaviour.endpoints["token"] = "drip"
+
+    assert_problem(await browser.back_to_app(callback), 504, "oauth_provider_timeout")
 
 
 @pytest.mark.parametrize("endpoint", ["token", "jwks"])

@@ -14,6 +14,7 @@ from sqlalchemy import update
 
 from app.db import Database, utcnow
 from app.domains.auth.models import OAuthExchangeCode
+from app.domains.users.models import User
 from tests.factories import bearer, make_account, unique_email
 from tests.identity_provider import IdentityProvider
 from tests.oauth_browser import GENERIC, OAUTH, Browser
@@ -166,3 +167,17 @@ async def test_a_link_ends_at_the_frontend_naming_the_provider(
     assert response.status_code == 303
     assert _query(response.headers["location"]) == {"linked": [GENERIC]}
     assert [a["provider"] for a in accounts.json()] == [GENERIC]
+
+
+async def test_a_code_for_an_account_disabled_since_is_refused(
+    browser_with: BrowserWith, identity_provider: IdentityProvider, database: Database
+) -> None:
+    email = identity_provider.account.email = unique_email()
+    async with browser_with(frontend_callback_url=FRONTEND) as browser:
+        code = _query((await browser.sign_in(GENERIC)).headers["location"])["code"][0]
+        async with database.sessionmaker() as session:
+            await session.execute(update(User).where(User.email == email).values(is_active=False))
+            await session.commit()
+        response = await browser.app.post(f"{OAUTH}/exchange", json={"code": code})
+
+    assert_problem(response, 400, "oauth_invalid_code")

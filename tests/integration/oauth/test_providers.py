@@ -65,9 +65,25 @@ async def test_a_discovery_document_for_another_issuer_is_refused(
     misconfigured = generic | {"issuer": generic["issuer"] + "/"}
 
     async with browser_with(oidc_providers=[misconfigured]) as browser:
-        response = await browser.sign_in(GENERIC)
+        response = await browser.app.get(f"{OAUTH}/{GENERIC}/start")
 
+    # Refused at the start, before the user signs in at the provider.
     assert_problem(response, 502, "oauth_provider_failed")
+
+
+async def test_a_generic_provider_may_take_the_client_secret_in_the_body(
+    browser_with: BrowserWith, identity_provider: IdentityProvider
+) -> None:
+    generic = oauth_settings(identity_provider)["oidc_providers"][0]
+    identity_provider.account.email = unique_email()
+
+    async with browser_with(oidc_providers=[generic]) as browser:
+        assert (await browser.sign_in(GENERIC)).status_code == 200
+    post = generic | {"token_endpoint_auth_method": "client_secret_post"}
+    async with browser_with(oidc_providers=[post]) as browser:
+        assert (await browser.sign_in(GENERIC)).status_code == 200
+
+    assert identity_provider.client_auth == ["basic", "post"]
 
 
 # Microsoft.
@@ -100,7 +116,7 @@ async def test_microsoft_tenants_outside_the_allowlist_may_not_sign_in(
     identity_provider.account.email = unique_email()
     identity_provider.account.claims = {"tid": "tenant-a"}
 
-    async with browser_with(microsoft_allowed_tenants="tenant-b,tenant-c") as browser:
+    async with browser_with(microsoft_allowed_tenants="tenant-b,TENANT-C") as browser:
         assert_problem(await browser.sign_in("microsoft"), 403, "oauth_tenant_not_allowed")
         identity_provider.account.claims = {"tid": "tenant-c"}
         assert (await browser.sign_in("microsoft")).status_code == 200
@@ -164,7 +180,10 @@ async def test_apples_binding_cookie_survives_a_cross_site_post_over_https(
     async with browser_with(redirect_base_url="https://api.example.com") as browser:
         response = await browser.app.get(f"{OAUTH}/apple/start")
 
+    # __Host-: only this host may set it, over HTTPS, so no sibling domain can plant one.
     cookie = response.headers["set-cookie"]
+    assert cookie.startswith("__Host-oauth_browser=")
+    assert "Path=/;" in cookie
     assert "Secure" in cookie
     assert "SameSite=none" in cookie
     query = parse_qs(urlsplit(response.headers["location"]).query)
@@ -242,7 +261,7 @@ async def test_a_failing_or_malformed_github_profile_is_a_502(
     assert_problem(await browser.sign_in("github"), 502, "oauth_provider_failed")
 
     identity_provider.misbehaviour.endpoints.clear()
-    identity_provider.misbehaviour.profile_response = {"login": "ann"}  # no id
+    identity_provider.misbehaviour.answers["profile"] = {"login": "ann"}  # no id
     assert_problem(await browser.sign_in("github"), 502, "oauth_provider_failed")
 
 

@@ -271,7 +271,7 @@ async def test_userinfo_about_another_user_is_refused(
     browser: Browser, identity_provider: IdentityProvider
 ) -> None:
     identity_provider.misbehaviour.id_token_claims = {"email": None}
-    identity_provider.misbehaviour.profile_response = {"sub": "someone-else", "email": "x@y.z"}
+    identity_provider.misbehaviour.answers["profile"] = {"sub": "someone-else", "email": "x@y.z"}
 
     assert_problem(await browser.sign_in(GENERIC), 502, "oauth_provider_failed")
 

@@ -4,16 +4,18 @@ Authlib does the protocol: discovery, PKCE, the token request, and the ID token'
 (against the JWKS, fetched again once for an unknown `kid`) and claims. What is written here
 is each provider's own way: Google's two issuer spellings, Microsoft's per-tenant issuer,
 Apple's form_post and minted client secret, GitHub's and Facebook's profile APIs, and whose
-word on an email address may join an existing account (SECURITY.md, "OAuth and OIDC").
+word on an email address may join an existing account (ARCHITECTURE.md, "OAuth providers
+and accounts").
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, ClassVar, TypeVar
@@ -48,6 +50,26 @@ APPLE_CLIENT_SECRET_LIFETIME = timedelta(minutes=5)
 OIDC_SCOPES = ("openid", "email", "profile")
 # How token endpoints say the code is bad: RFC 6749's word, and GitHub's own.
 _CODE_REJECTED = frozenset({"invalid_grant", "bad_verification_code"})
+# What is read from a discovery document (with the keys Authlib adds to it). Authlib hands the
+# whole document to its HTTP client as settings: anything else in it (`code_challenge_method`,
+# `response_mode`, `verify`, `proxy`...) would change how the app talks to the provider.
+_DISCOVERY_KEYS = frozenset(
+    {
+        "issuer",
+        "authorization_endpoint",
+        "token_endpoint",
+        "jwks_uri",
+        "userinfo_endpoint",
+        "id_token_signing_alg_values_supported",
+        "jwks",
+        "_loaded_at",
+    }
+)
+# ID tokens are verified with the provider's published keys: public-key algorithms only,
+# never `none` or an HMAC (RFC 8725 3.1).
+_ID_TOKEN_ALGORITHMS = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+)
 _GITHUB_HEADERS = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
 
 logger = get_logger(__name__)
@@ -124,23 +146,35 @@ def _address(raw: str | None) -> str | None:
         return None
 
 
-@contextmanager
-def provider_errors(provider: str) -> Iterator[None]:
-    """Turn whatever a provider call raises into the problem it means for the browser."""
+@asynccontextmanager
+async def provider_errors(provider: str, deadline_seconds: float) -> AsyncIterator[None]:
+    """Bound the calls to a provider made inside, all together, by `deadline_seconds` (the
+    client's own timeout bounds each read, and a provider could answer a byte at a time),
+    and turn whatever they raise into the problem it means for the browser."""
     try:
-        yield
-    except httpx2.TimeoutException as exc:
+        async with asyncio.timeout(deadline_seconds):
+            yield
+    except (TimeoutError, httpx2.TimeoutException) as exc:
         logger.warning("oauth provider timed out", provider=provider, error=type(exc).__name__)
         raise ProviderTimeout from exc
     except OAuthError as exc:
-        logger.warning("oauth provider refused", provider=provider, error=exc.error)
-        raise (CodeRejected if exc.error in _CODE_REJECTED else ProviderFailed)() from exc
+        logger.warning("oauth provider refused", provider=provider, error=repr(exc.error))
+        rejected = isinstance(exc.error, str) and exc.error in _CODE_REJECTED
+        raise (CodeRejected if rejected else ProviderFailed)() from exc
     except JoseError as exc:
         logger.warning("oauth id token rejected", provider=provider, error=repr(exc))
         raise InvalidIdToken from exc
-    except (httpx2.HTTPError, ValueError, RuntimeError) as exc:
-        # Transport errors, error statuses, bodies that are not JSON, and Authlib's
-        # complaints about metadata that lacks an endpoint.
+    except (
+        httpx2.HTTPError,
+        httpx2.InvalidURL,
+        ValueError,
+        LookupError,
+        TypeError,
+        RuntimeError,
+    ) as exc:
+        # Transport errors, error statuses, bodies that are not JSON or not the JSON the
+        # protocol says (Authlib and joserfc index into them as they come), bad endpoint
+        # URLs, and Authlib's complaint about a document without an endpoint it needs.
         logger.warning("oauth provider failed", provider=provider, error=repr(exc))
         raise ProviderFailed from exc
 
@@ -160,6 +194,7 @@ class Provider(ABC):
         self, redirect_uri: str, *, state: str, code_verifier: str, nonce: str
     ) -> str:
         """Where to send the browser; PKCE's S256 challenge is derived from the verifier."""
+        await self._metadata()
         result = await self.client.create_authorization_url(
             redirect_uri, state=state, code_verifier=code_verifier, **self._extra_params(nonce)
         )
@@ -169,6 +204,7 @@ class Provider(ABC):
         self, redirect_uri: str, *, code: str, code_verifier: str, nonce: str
     ) -> ExternalIdentity:
         """Exchange the code with its PKCE verifier, and read who signed in."""
+        await self._metadata()
         token = await self.client.fetch_access_token(
             redirect_uri=redirect_uri, code=code, code_verifier=code_verifier
         )
@@ -177,6 +213,19 @@ class Provider(ABC):
 
     def _extra_params(self, nonce: str) -> dict[str, str]:
         return dict(self.authorize_params)
+
+    async def _metadata(self) -> dict[str, Any]:
+        """The provider's discovery document (fetched once), cut to what is read from it."""
+        metadata: dict[str, Any] = await self.client.load_server_metadata()
+        for key in metadata.keys() - _DISCOVERY_KEYS:
+            del metadata[key]
+        algorithms = metadata.get("id_token_signing_alg_values_supported")
+        if algorithms is not None:
+            allowed = [alg for alg in algorithms if alg in _ID_TOKEN_ALGORITHMS]
+            if not allowed:
+                raise ProviderFailed("The provider signs ID tokens with no public-key algorithm.")
+            metadata["id_token_signing_alg_values_supported"] = allowed
+        return metadata
 
     @abstractmethod
     async def _identity(self, token: dict[str, Any], nonce: str) -> ExternalIdentity:
@@ -204,6 +253,15 @@ class OidcProvider(Provider):
         self.issuer = issuer
         self.trust_email = trust_email
 
+    async def authorization_url(
+        self, redirect_uri: str, *, state: str, code_verifier: str, nonce: str
+    ) -> str:
+        # A discovery document for another issuer is refused before anyone signs in.
+        self._issuer_rule(await self._metadata())
+        return await super().authorization_url(
+            redirect_uri, state=state, code_verifier=code_verifier, nonce=nonce
+        )
+
     def _extra_params(self, nonce: str) -> dict[str, str]:
         return super()._extra_params(nonce) | {"nonce": nonce}
 
@@ -221,7 +279,7 @@ class OidcProvider(Provider):
     async def _userinfo_email(self, token: dict[str, Any], subject: str) -> dict[str, Any]:
         """The email claims from the UserInfo endpoint: a provider that issues an access
         token may keep them out of the ID token (OIDC Core 5.4)."""
-        endpoint = (await self.client.load_server_metadata()).get("userinfo_endpoint")
+        endpoint = (await self._metadata()).get("userinfo_endpoint")
         if not endpoint:
             return {}
         info = await self._get_json(endpoint, token)
@@ -233,7 +291,7 @@ class OidcProvider(Provider):
         """The ID token's claims once its signature, `iss`, `aud`, `exp` and `nonce` hold."""
         if "id_token" not in token:
             raise ProviderFailed("The provider sent no ID token.")
-        metadata = await self.client.load_server_metadata()
+        metadata = await self._metadata()
         options = {
             "iss": {"essential": True, **self._issuer_rule(metadata)},
             "aud": {"essential": True, "values": [self.client.client_id]},
@@ -272,7 +330,7 @@ class MicrosoftProvider(OidcProvider):
         allowed_tenants: list[str],
     ) -> None:
         super().__init__(name, display_name, client, issuer=issuer, trust_email=False)
-        self.allowed_tenants = allowed_tenants
+        self.allowed_tenants = {tenant.lower() for tenant in allowed_tenants}
 
     def _issuer_rule(self, metadata: Mapping[str, Any]) -> dict[str, Any]:
         template = str(metadata.get("issuer", ""))
@@ -284,7 +342,7 @@ class MicrosoftProvider(OidcProvider):
 
     async def _identity(self, token: dict[str, Any], nonce: str) -> ExternalIdentity:
         claims = _parse(_MICROSOFT_CLAIMS, await self._claims(token, nonce))
-        if self.allowed_tenants and claims.tid not in self.allowed_tenants:
+        if self.allowed_tenants and claims.tid.lower() not in self.allowed_tenants:
             raise TenantNotAllowed
         return ExternalIdentity(
             subject=claims.sub, email=_address(claims.email), email_trusted=claims.xms_edov
@@ -520,6 +578,7 @@ def build_providers(settings: OAuthSettings) -> dict[str, Provider]:
                     client_secret=oidc.client_secret.get_secret_value(),
                     scopes=oidc.scopes,
                     metadata_url=f"{oidc.issuer.rstrip('/')}/.well-known/openid-configuration",
+                    auth_method=oidc.token_endpoint_auth_method,
                 ),
                 issuer=oidc.issuer,
                 trust_email=oidc.trust_email,

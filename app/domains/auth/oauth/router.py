@@ -3,11 +3,13 @@ exchange of the frontend's one-time code, and the caller's linked accounts."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, cast
 
-from fastapi import APIRouter, Cookie, Depends, Form, Header, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Form, Header, Query, Request, Response, status
 from fastapi.responses import RedirectResponse
 from pydantic import StringConstraints
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import DbSession
 from app.domains.auth.dependencies import CurrentUser
@@ -45,13 +47,11 @@ from app.domains.auth.schemas import TokenPair
 from app.domains.users.errors import EmailTaken
 from app.errors import problem_responses
 from app.rate_limit import RateLimit
-from app.settings import AppSettings
+from app.settings import AppSettings, Settings
 
 router = APIRouter(prefix="/auth/oauth", tags=["oauth"])
 _oauth_class = [RateLimit("oauth")]
 
-# The cookie that binds a flow to the browser that started it.
-BROWSER_COOKIE = "oauth_browser"
 CALLBACK_ROUTE = "oauth_callback"
 
 _authenticated = problem_responses(NotAuthenticated, InvalidToken)
@@ -77,7 +77,6 @@ RedirectTo = Annotated[
 ]
 CallbackValue = Annotated[str, StringConstraints(max_length=2048)]
 UserAgent = Annotated[str | None, Header(include_in_schema=False)]
-BrowserKey = Annotated[str | None, Cookie(alias=BROWSER_COOKIE, include_in_schema=False)]
 
 
 def _providers(request: Request, settings: AppSettings) -> dict[str, Provider]:
@@ -114,25 +113,65 @@ def _callback_url(request: Request, settings: AppSettings, provider: ChosenProvi
 CallbackUrl = Annotated[str, Depends(_callback_url)]
 
 
-def _bind_browser(response: Response, callback_url: str, browser_key: str, max_age: int) -> None:
-    """Set the binding cookie, sent back only to the callback. Over HTTPS it is
-    `SameSite=None; Secure`, so that it still comes with Apple's cross-site form_post."""
-    secure = callback_url.startswith("https://")
-    response.set_cookie(
-        BROWSER_COOKIE,
-        browser_key,
-        max_age=max_age,
-        path=_cookie_path(callback_url),
-        secure=secure,
-        httponly=True,
-        samesite="none" if secure else "lax",
-    )
+@dataclass(frozen=True, slots=True)
+class BrowserCookie:
+    """The cookie that binds a flow to the browser that started it.
+
+    Over HTTPS it is `__Host-oauth_browser`: browsers accept a cookie of that name only from
+    this very host, over HTTPS, for the whole site, so neither a sibling subdomain nor a
+    plain-HTTP answer can plant one (RFC 6265bis 4.1.3.2); and it is `SameSite=None`, so it
+    still comes with Apple's cross-site form_post. Over plain HTTP (local development) it is
+    `oauth_browser`, `SameSite=Lax`, sent only to the OAuth endpoints.
+    """
+
+    name: str
+    path: str
+    secure: bool
+
+    @classmethod
+    def for_callback(cls, callback_url: str) -> BrowserCookie:
+        if callback_url.startswith("https://"):
+            return cls("__Host-oauth_browser", "/", secure=True)
+        # /api/v1/auth/oauth/{provider}/callback -> /api/v1/auth/oauth
+        path = "/" + callback_url.split("://", 1)[-1].partition("/")[2].rsplit("/", 2)[0]
+        return cls("oauth_browser", path, secure=False)
+
+    def set(self, response: Response, value: str, max_age: int) -> None:
+        response.set_cookie(
+            self.name,
+            value,
+            max_age=max_age,
+            path=self.path,
+            secure=self.secure,
+            httponly=True,
+            samesite="none" if self.secure else "lax",
+        )
+
+    def delete(self, response: Response) -> None:
+        response.delete_cookie(
+            self.name,
+            path=self.path,
+            secure=self.secure,
+            httponly=True,
+            samesite="none" if self.secure else "lax",
+        )
 
 
-def _cookie_path(callback_url: str) -> str:
-    # /api/v1/auth/oauth/{provider}/callback -> /api/v1/auth/oauth
-    path = callback_url.split("://", 1)[-1].partition("/")[2]
-    return "/" + path.rsplit("/", 2)[0]
+@dataclass(frozen=True, slots=True)
+class Flow:
+    """What each endpoint of a flow needs: the provider, the redirect URI registered with it
+    (the same at the start and the end), and the binding cookie that goes with that URI."""
+
+    provider: Provider
+    callback_url: str
+    cookie: BrowserCookie
+
+
+def _flow(provider: ChosenProvider, callback_url: CallbackUrl) -> Flow:
+    return Flow(provider, callback_url, BrowserCookie.for_callback(callback_url))
+
+
+FlowContext = Annotated[Flow, Depends(_flow)]
 
 
 @router.get("/providers", response_model=ProviderList, dependencies=_oauth_class)
@@ -154,8 +193,7 @@ async def list_oauth_providers(providers: Providers) -> ProviderList:
     dependencies=_oauth_class,
 )
 async def start_oauth_sign_in(
-    provider: ChosenProvider,
-    callback_url: CallbackUrl,
+    flow: FlowContext,
     session: DbSession,
     settings: AppSettings,
     redirect_to: RedirectTo = None,
@@ -163,10 +201,10 @@ async def start_oauth_sign_in(
     """Send the browser to the provider to sign in or sign up (PKCE, state and nonce)."""
     target = redirect_target(redirect_to, settings.oauth)
     started = await service.start(
-        session, settings, provider, redirect_uri=callback_url, redirect_to=target
+        session, settings, flow.provider, redirect_uri=flow.callback_url, redirect_to=target
     )
     response = RedirectResponse(started.authorization_url, status_code=status.HTTP_302_FOUND)
-    _bind_browser(response, callback_url, started.browser_key, settings.oauth.flow_ttl_seconds)
+    flow.cookie.set(response, started.browser_key, settings.oauth.flow_ttl_seconds)
     return response
 
 
@@ -179,58 +217,67 @@ async def start_oauth_sign_in(
     dependencies=_oauth_class,
 )
 async def start_oauth_link(
-    provider: ChosenProvider,
-    callback_url: CallbackUrl,
+    flow: FlowContext,
     user: CurrentUser,
     session: DbSession,
     settings: AppSettings,
     response: Response,
     redirect_to: RedirectTo = None,
 ) -> AuthorizationUrl:
-    """Begin adding a provider identity to the caller's account. The frontend sends the
-    browser to `authorization_url`, from the page that made this call."""
+    """Begin adding a provider identity to the caller's account. The binding cookie comes
+    with this answer: a frontend on another origin calls with credentials, then sends the
+    browser to `authorization_url`."""
     target = redirect_target(redirect_to, settings.oauth)
     started = await service.start(
-        session, settings, provider, redirect_uri=callback_url, redirect_to=target, user=user
+        session,
+        settings,
+        flow.provider,
+        redirect_uri=flow.callback_url,
+        redirect_to=target,
+        user=user,
     )
-    _bind_browser(response, callback_url, started.browser_key, settings.oauth.flow_ttl_seconds)
+    flow.cookie.set(response, started.browser_key, settings.oauth.flow_ttl_seconds)
     return AuthorizationUrl(authorization_url=started.authorization_url)
 
 
+@dataclass(frozen=True, slots=True)
+class CallbackParameters:
+    """What the provider sends back, in the query or (form_post) in the body."""
+
+    state: str | None
+    code: str | None
+    error: str | None
+
+
 async def _finish(
-    provider: Provider,
-    callback_url: str,
-    session: DbSession,
-    settings: AppSettings,
+    flow: Flow,
+    sent: CallbackParameters,
+    request: Request,
     response: Response,
-    *,
-    state: str | None,
-    browser_key: str | None,
-    code: str | None,
-    error: str | None,
-    user_agent: str | None,
+    session: AsyncSession,
+    settings: Settings,
 ) -> TokenPair | OAuthAccountRead | RedirectResponse:
     finished = await service.finish(
         session,
         settings,
-        provider,
-        redirect_uri=callback_url,
-        state=state,
-        browser_key=browser_key,
-        code=code,
-        error=error,
-        user_agent=user_agent,
+        flow.provider,
+        redirect_uri=flow.callback_url,
+        state=sent.state,
+        browser_key=request.cookies.get(flow.cookie.name),
+        code=sent.code,
+        error=sent.error,
+        user_agent=request.headers.get("user-agent"),
     )
     if finished.redirect_to is None:
-        response.delete_cookie(BROWSER_COOKIE, path=_cookie_path(callback_url))
+        flow.cookie.delete(response)
         return finished.tokens or OAuthAccountRead.model_validate(finished.account)
     # Tokens never travel in a URL: a sign-in hands over a one-time code instead.
     if finished.exchange_code is not None:
         location = with_query(finished.redirect_to, code=finished.exchange_code)
     else:
-        location = with_query(finished.redirect_to, linked=provider.name)
+        location = with_query(finished.redirect_to, linked=flow.provider.name)
     redirect = RedirectResponse(location, status_code=status.HTTP_303_SEE_OTHER)
-    redirect.delete_cookie(BROWSER_COOKIE, path=_cookie_path(callback_url))
+    flow.cookie.delete(redirect)
     return redirect
 
 
@@ -249,31 +296,19 @@ _callback_responses = (
     dependencies=_oauth_class,
 )
 async def oauth_callback(
-    provider: ChosenProvider,
-    callback_url: CallbackUrl,
+    flow: FlowContext,
+    request: Request,
+    response: Response,
     session: DbSession,
     settings: AppSettings,
-    response: Response,
-    browser_key: BrowserKey = None,
     state: Annotated[CallbackValue | None, Query()] = None,
     code: Annotated[CallbackValue | None, Query()] = None,
     error: Annotated[CallbackValue | None, Query()] = None,
-    user_agent: UserAgent = None,
 ) -> TokenPair | OAuthAccountRead | RedirectResponse:
     """Where the provider sends the browser back. Answers 303 to the frontend when one is
     configured, else the token pair (a sign-in) or the linked account (a link)."""
-    return await _finish(
-        provider,
-        callback_url,
-        session,
-        settings,
-        response,
-        state=state,
-        browser_key=browser_key,
-        code=code,
-        error=error,
-        user_agent=user_agent,
-    )
+    sent = CallbackParameters(state=state, code=code, error=error)
+    return await _finish(flow, sent, request, response, session, settings)
 
 
 @router.post(
@@ -283,30 +318,18 @@ async def oauth_callback(
     dependencies=_oauth_class,
 )
 async def oauth_form_post_callback(
-    provider: ChosenProvider,
-    callback_url: CallbackUrl,
+    flow: FlowContext,
+    request: Request,
+    response: Response,
     session: DbSession,
     settings: AppSettings,
-    response: Response,
-    browser_key: BrowserKey = None,
     state: Annotated[CallbackValue | None, Form()] = None,
     code: Annotated[CallbackValue | None, Form()] = None,
     error: Annotated[CallbackValue | None, Form()] = None,
-    user_agent: UserAgent = None,
 ) -> TokenPair | OAuthAccountRead | RedirectResponse:
     """The same, for a provider that posts the result (`response_mode=form_post`: Apple)."""
-    return await _finish(
-        provider,
-        callback_url,
-        session,
-        settings,
-        response,
-        state=state,
-        browser_key=browser_key,
-        code=code,
-        error=error,
-        user_agent=user_agent,
-    )
+    sent = CallbackParameters(state=state, code=code, error=error)
+    return await _finish(flow, sent, request, response, session, settings)
 
 
 @router.post(

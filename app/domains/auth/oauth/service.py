@@ -88,7 +88,7 @@ async def start(
     browser_key = secrets.token_urlsafe(TOKEN_BYTES)
     code_verifier = secrets.token_urlsafe(CODE_VERIFIER_BYTES)
     nonce = secrets.token_urlsafe(TOKEN_BYTES)
-    with provider_errors(provider.name):  # discovery, the first time
+    async with provider_errors(provider.name, settings.oauth.http_timeout_seconds):
         url = await provider.authorization_url(
             redirect_uri, state=state, code_verifier=code_verifier, nonce=nonce
         )
@@ -155,7 +155,7 @@ async def _finish(
     flow = await _take_flow(session, provider, state=state, browser_key=browser_key)
     if error is not None or not code:  # the user declined, or the provider failed
         raise AuthorizationFailed
-    with provider_errors(provider.name):
+    async with provider_errors(provider.name, settings.oauth.http_timeout_seconds):
         identity = await provider.identify(
             redirect_uri, code=code, code_verifier=flow.code_verifier, nonce=flow.nonce
         )
