@@ -4,6 +4,9 @@ VENV := .venv
 UV := $(VENV)/bin/uv
 UV_VERSION := 0.13.9
 RUN := $(UV) run --frozen --no-sync
+# pytest processes (pytest-xdist): one per core; a test file stays in one process, so its
+# module-scoped fixtures (a server process, say) start once. 0 runs everything in this one.
+PYTEST_WORKERS ?= auto
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
@@ -41,7 +44,7 @@ $(OIDC_SERVER)/node_modules/.package-lock.json: $(OIDC_SERVER)/package-lock.json
 
 test: install check $(OIDC_SERVER)/node_modules/.package-lock.json ## Lint, type-check and run the whole suite with the coverage gate
 	$(RUN) coverage erase
-	$(RUN) coverage run -m pytest $(PYTEST_ARGS)
+	$(RUN) coverage run -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 	$(RUN) coverage combine --quiet
 	$(RUN) coverage report $(COVERAGE_OMIT)
 
