@@ -100,3 +100,12 @@ async def test_a_frontend_gets_a_code_and_exchanges_it_over_real_http(
     assert exchanged.status_code == 200, exchanged.text
     me = await browser.app.get("/api/v1/users/me", headers=bearer(exchanged.json()["access_token"]))
     assert me.json()["email"] == email
+
+
+async def test_a_facebook_sign_up_over_real_http(browser: Browser, email: str) -> None:
+    response = await browser.sign_in("facebook")
+
+    assert response.status_code == 200, response.text
+    me = await browser.app.get("/api/v1/users/me", headers=bearer(response.json()["access_token"]))
+    assert me.json()["email"] == email
+    assert me.json()["email_verified"] is False
