@@ -14,6 +14,7 @@ from starlette.middleware.cors import CORSMiddleware
 from app import health, outbox
 from app.db import Database
 from app.domains import discover
+from app.domains.auth.passwords import PasswordHasher
 from app.draining import Draining
 from app.errors import DatabaseUnavailable, install_error_handlers, install_problem_openapi
 from app.mail import mailer_from_settings
@@ -47,6 +48,9 @@ class State(TypedDict):
     database: Database
     rate_limiter: RateLimiter
     draining: Draining
+    # One per application, so its limit on concurrent hashing holds across all requests;
+    # made here, inside the event loop its limiter belongs to.
+    password_hasher: PasswordHasher
 
 
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
@@ -70,7 +74,12 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
                 draining.on_sigterm(settings.shutdown_drain_seconds),
             ):
                 async with _embedded_relay(settings, db):  # stops before the database closes
-                    yield {"database": db, "rate_limiter": limiter, "draining": draining}
+                    yield {
+                        "database": db,
+                        "rate_limiter": limiter,
+                        "draining": draining,
+                        "password_hasher": PasswordHasher(settings.auth),
+                    }
         finally:
             await limiter.close()
             if database is None:

@@ -116,8 +116,14 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
+@pytest.fixture(scope="session")
+def _run_database(engine: AsyncEngine) -> Database:
+    """The one `Database` of the run's shared app; `database` rebinds it for each test."""
+    return Database(engine)
+
+
 @pytest.fixture
-async def database(engine: AsyncEngine) -> AsyncIterator[Database]:
+async def database(engine: AsyncEngine, _run_database: Database) -> AsyncIterator[Database]:
     """A `Database` whose sessions join one outer transaction that is rolled back afterwards.
 
     Request code commits as usual; each commit releases a savepoint inside the outer
@@ -125,11 +131,10 @@ async def database(engine: AsyncEngine) -> AsyncIterator[Database]:
     """
     async with engine.connect() as connection:
         transaction = await connection.begin()
-        database = Database(engine)
-        database.sessionmaker = async_sessionmaker(
+        _run_database.sessionmaker = async_sessionmaker(
             bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
         )
-        yield database
+        yield _run_database
         await transaction.rollback()
 
 
@@ -157,13 +162,31 @@ def identity_provider(provider_server: IdentityProvider) -> IdentityProvider:
     return provider_server
 
 
-@pytest.fixture
-def settings(database_url: str) -> Settings:
+@pytest.fixture(scope="session")
+def default_settings(database_url: str) -> Settings:
     return make_settings(database_url)
 
 
 @pytest.fixture
-def app(settings: Settings, database: Database) -> FastAPI:
+def settings(default_settings: Settings) -> Settings:
+    """The test's settings; a folder or test that needs others overrides this fixture."""
+    return default_settings
+
+
+@pytest.fixture(scope="session")
+def _shared_app(default_settings: Settings, _run_database: Database) -> FastAPI:
+    return create_app(default_settings, database=_run_database)
+
+
+@pytest.fixture
+def app(
+    settings: Settings, database: Database, default_settings: Settings, _shared_app: FastAPI
+) -> FastAPI:
+    """The application for `settings`. With the default settings, one app serves the whole
+    run (its lifespan still starts and stops with each test's client): FastAPI builds each
+    route's dependencies per app, which would otherwise be most of a test's time."""
+    if settings is default_settings:
+        return _shared_app
     return create_app(settings, database=database)
 
 

@@ -81,9 +81,26 @@ async def insert_row_then_fail(value: int, session: DbSession) -> None:
     raise Teapot
 
 
-@pytest.fixture
-def app(settings: Settings, database: Database) -> FastAPI:
-    """The real application with the probe routes added (overrides the root `app`)."""
+def _with_probes(settings: Settings, database: Database) -> FastAPI:
     app = create_app(settings, database=database)
     app.include_router(router)
     return app
+
+
+@pytest.fixture(scope="session")
+def shared_probe_app(default_settings: Settings, _run_database: Database) -> FastAPI:
+    return _with_probes(default_settings, _run_database)
+
+
+@pytest.fixture
+def app(
+    settings: Settings,
+    database: Database,
+    default_settings: Settings,
+    shared_probe_app: FastAPI,
+) -> FastAPI:
+    """The real application with the probe routes added (overrides the root `app`); shared
+    by the run with the default settings, as the root `app` is."""
+    if settings is default_settings:
+        return shared_probe_app
+    return _with_probes(settings, database)

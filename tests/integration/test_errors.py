@@ -6,10 +6,11 @@ import logging
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.db import MAX_ID
+from app.db import MAX_ID, Database
+from app.main import create_app
+from app.settings import Settings
 from tests.conftest import serve
 from tests.support import assert_problem, log_events
 
@@ -64,8 +65,10 @@ async def test_allow_for_undocumented_routes_comes_from_the_router(
 
 
 async def test_a_failure_outside_the_error_boundary_is_still_a_problem(
-    app: FastAPI, caplog: pytest.LogCaptureFixture
+    settings: Settings, database: Database, caplog: pytest.LogCaptureFixture
 ) -> None:
+    app = create_app(settings, database=database)  # of its own: a middleware is added
+
     def breaks_on_the_way_in(inner: ASGIApp) -> ASGIApp:
         async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
             if scope["type"] == "http":

@@ -55,13 +55,9 @@ async def _optional_user(
     return identity.user if identity else None
 
 
-async def _password_hasher(request: Request, settings: AppSettings) -> PasswordHasher:
-    # One hasher per application, so its thread limiter caps hashing across all requests;
-    # made on first use (inside the event loop its limiter belongs to).
-    hasher = getattr(request.app.state, "password_hasher", None)
-    if hasher is None:
-        hasher = request.app.state.password_hasher = PasswordHasher(settings.auth)
-    return cast(PasswordHasher, hasher)
+def _password_hasher(request: Request) -> PasswordHasher:
+    # The application's one hasher, made by its lifespan (see `app.main.State`).
+    return cast(PasswordHasher, request.state.password_hasher)
 
 
 CurrentIdentity = Annotated[Identity, Depends(_identity)]
