@@ -187,6 +187,9 @@ class IdentityProvider:
     async def _discovery(self, base: str, issuer: str) -> Response:
         if failure := await self._failure("discovery"):
             return failure
+        # RFC 9207: the OIDC realms name themselves in authorization responses (Microsoft's
+        # per-tenant one does not, as Entra ID does not).
+        names_itself = "{tenantid}" not in issuer and "/ms/" not in issuer
         document: Any = {
             "issuer": issuer,
             "authorization_endpoint": f"{base}/authorize",
@@ -197,6 +200,7 @@ class IdentityProvider:
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["RS256"],
             "code_challenge_methods_supported": ["S256"],
+            "authorization_response_iss_parameter_supported": names_itself or None,
         } | self.misbehaviour.discovery
         document = {k: v for k, v in document.items() if v is not None}
         return JSONResponse(self.misbehaviour.answers.get("discovery", document))
@@ -217,6 +221,8 @@ class IdentityProvider:
             # Never redirect to an unregistered URI (RFC 6749 4.1.2.1).
             return JSONResponse({"error": "invalid_client"}, status_code=400)
         answer = {"state": params.get("state", "")}
+        if realm in OIDC_REALMS:
+            answer["iss"] = self.issuer(realm)
         if self.misbehaviour.authorize_error:
             answer["error"] = self.misbehaviour.authorize_error
         elif (

@@ -91,6 +91,38 @@ async def test_a_state_issued_for_another_provider_is_refused(browser: Browser) 
     assert_problem(await browser.back_to_app(elsewhere), 400, "oauth_invalid_state")
 
 
+async def test_a_response_naming_another_issuer_is_a_mix_up(
+    browser: Browser, identity_provider: IdentityProvider, database: Database
+) -> None:
+    """RFC 9207: a code from one provider brought to another's callback."""
+    callback = await _callback(browser)
+
+    mixed_up = callback.with_values(iss=identity_provider.issuer("google"))
+
+    assert_problem(await browser.back_to_app(mixed_up), 400, "oauth_issuer_mismatch")
+    assert await _no_user(database, identity_provider.account.email)
+
+
+async def test_a_provider_that_names_itself_must(browser: Browser) -> None:
+    callback = await _callback(browser)
+    assert "iss" in callback.values  # the provider declares it always sends it
+
+    response = await browser.back_to_app(callback.with_values(iss=None))
+
+    assert_problem(response, 400, "oauth_issuer_mismatch")
+
+
+async def test_a_provider_that_does_not_name_itself_need_not(
+    browser: Browser, identity_provider: IdentityProvider
+) -> None:
+    identity_provider.misbehaviour.discovery = {
+        "authorization_response_iss_parameter_supported": None
+    }
+    callback = (await _callback(browser)).with_values(iss=None)
+
+    assert (await browser.back_to_app(callback)).status_code == 200
+
+
 async def test_a_flow_ended_by_the_provider_is_refused_and_spent(
     browser: Browser, identity_provider: IdentityProvider
 ) -> None:

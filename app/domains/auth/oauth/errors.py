@@ -31,6 +31,16 @@ class InvalidState(ProblemError):
     )
 
 
+class IssuerMismatch(ProblemError):
+    status = 400
+    code = "oauth_issuer_mismatch"
+    title = "Bad Request"
+    detail = (
+        "The authorization response names another issuer than the provider it was sent to "
+        "(RFC 9207), or none where the provider always names itself."
+    )
+
+
 class AuthorizationFailed(ProblemError):
     status = 400
     code = "oauth_authorization_failed"

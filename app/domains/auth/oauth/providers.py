@@ -35,6 +35,7 @@ from app.db import utcnow
 from app.domains.auth.oauth.errors import (
     CodeRejected,
     InvalidIdToken,
+    IssuerMismatch,
     ProviderFailed,
     ProviderTimeout,
     TenantNotAllowed,
@@ -61,6 +62,7 @@ _DISCOVERY_KEYS = frozenset(
         "jwks_uri",
         "userinfo_endpoint",
         "id_token_signing_alg_values_supported",
+        "authorization_response_iss_parameter_supported",
         "jwks",
         "_loaded_at",
     }
@@ -211,6 +213,11 @@ class Provider(ABC):
         _parse(_TOKEN, token)
         return await self._identity(token, nonce)
 
+    async def check_response_issuer(self, issuer: str | None) -> None:
+        """RFC 9207's `iss` in the authorization response: only OpenID Connect providers
+        have an issuer to compare it with."""
+        return
+
     def _extra_params(self, nonce: str) -> dict[str, str]:
         return dict(self.authorize_params)
 
@@ -261,6 +268,16 @@ class OidcProvider(Provider):
         return await super().authorization_url(
             redirect_uri, state=state, code_verifier=code_verifier, nonce=nonce
         )
+
+    async def check_response_issuer(self, issuer: str | None) -> None:
+        """A response naming another issuer is a mix-up (RFC 9700 4.4, RFC 9207): a code
+        from one provider brought to another's callback. A provider that declares it always
+        names itself must."""
+        if issuer is None:
+            if (await self._metadata()).get("authorization_response_iss_parameter_supported"):
+                raise IssuerMismatch
+        elif issuer != self.issuer:
+            raise IssuerMismatch
 
     def _extra_params(self, nonce: str) -> dict[str, str]:
         return super()._extra_params(nonce) | {"nonce": nonce}
@@ -331,6 +348,11 @@ class MicrosoftProvider(OidcProvider):
     ) -> None:
         super().__init__(name, display_name, client, issuer=issuer, trust_email=False)
         self.allowed_tenants = {tenant.lower() for tenant in allowed_tenants}
+
+    async def check_response_issuer(self, issuer: str | None) -> None:
+        # Entra ID does not name itself in authorization responses, and its issuer is a
+        # per-tenant template: the ID token's check covers it.
+        return
 
     def _issuer_rule(self, metadata: Mapping[str, Any]) -> dict[str, Any]:
         template = str(metadata.get("issuer", ""))

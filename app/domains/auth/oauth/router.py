@@ -25,6 +25,7 @@ from app.domains.auth.oauth.errors import (
     InvalidExchangeCode,
     InvalidIdToken,
     InvalidState,
+    IssuerMismatch,
     LastSignInMethod,
     OAuthAccountNotFound,
     ProviderAlreadyLinked,
@@ -58,6 +59,7 @@ _authenticated = problem_responses(NotAuthenticated, InvalidToken)
 _provider_failures = problem_responses(ProviderFailed, ProviderTimeout)
 _callback_failures = problem_responses(
     InvalidState,
+    IssuerMismatch,
     AuthorizationFailed,
     CodeRejected,
     InvalidIdToken,
@@ -240,18 +242,9 @@ async def start_oauth_link(
     return AuthorizationUrl(authorization_url=started.authorization_url)
 
 
-@dataclass(frozen=True, slots=True)
-class CallbackParameters:
-    """What the provider sends back, in the query or (form_post) in the body."""
-
-    state: str | None
-    code: str | None
-    error: str | None
-
-
 async def _finish(
     flow: Flow,
-    sent: CallbackParameters,
+    sent: service.AuthorizationResponse,
     request: Request,
     response: Response,
     session: AsyncSession,
@@ -261,11 +254,9 @@ async def _finish(
         session,
         settings,
         flow.provider,
+        sent,
         redirect_uri=flow.callback_url,
-        state=sent.state,
         browser_key=request.cookies.get(flow.cookie.name),
-        code=sent.code,
-        error=sent.error,
         user_agent=request.headers.get("user-agent"),
     )
     if finished.redirect_to is None:
@@ -304,10 +295,11 @@ async def oauth_callback(
     state: Annotated[CallbackValue | None, Query()] = None,
     code: Annotated[CallbackValue | None, Query()] = None,
     error: Annotated[CallbackValue | None, Query()] = None,
+    iss: Annotated[CallbackValue | None, Query()] = None,
 ) -> TokenPair | OAuthAccountRead | RedirectResponse:
     """Where the provider sends the browser back. Answers 303 to the frontend when one is
     configured, else the token pair (a sign-in) or the linked account (a link)."""
-    sent = CallbackParameters(state=state, code=code, error=error)
+    sent = service.AuthorizationResponse(state=state, code=code, error=error, issuer=iss)
     return await _finish(flow, sent, request, response, session, settings)
 
 
@@ -326,9 +318,10 @@ async def oauth_form_post_callback(
     state: Annotated[CallbackValue | None, Form()] = None,
     code: Annotated[CallbackValue | None, Form()] = None,
     error: Annotated[CallbackValue | None, Form()] = None,
+    iss: Annotated[CallbackValue | None, Form()] = None,
 ) -> TokenPair | OAuthAccountRead | RedirectResponse:
     """The same, for a provider that posts the result (`response_mode=form_post`: Apple)."""
-    sent = CallbackParameters(state=state, code=code, error=error)
+    sent = service.AuthorizationResponse(state=state, code=code, error=error, issuer=iss)
     return await _finish(flow, sent, request, response, session, settings)
 
 

@@ -107,16 +107,24 @@ async def start(
     return Started(authorization_url=url, browser_key=browser_key)
 
 
+@dataclass(frozen=True, slots=True)
+class AuthorizationResponse:
+    """What the provider sends back through the browser (RFC 6749 4.1.2, RFC 9207)."""
+
+    state: str | None
+    code: str | None
+    error: str | None
+    issuer: str | None
+
+
 async def finish(
     session: AsyncSession,
     settings: Settings,
     provider: Provider,
+    response: AuthorizationResponse,
     *,
     redirect_uri: str,
-    state: str | None,
     browser_key: str | None,
-    code: str | None,
-    error: str | None,
     user_agent: str | None,
 ) -> Finished:
     """The callback: check the flow, ask the provider who signed in, then sign them in,
@@ -126,11 +134,9 @@ async def finish(
             session,
             settings,
             provider,
+            response,
             redirect_uri=redirect_uri,
-            state=state,
             browser_key=browser_key,
-            code=code,
-            error=error,
             user_agent=user_agent,
         )
     except ProblemError as exc:
@@ -144,20 +150,19 @@ async def _finish(
     session: AsyncSession,
     settings: Settings,
     provider: Provider,
+    response: AuthorizationResponse,
     *,
     redirect_uri: str,
-    state: str | None,
     browser_key: str | None,
-    code: str | None,
-    error: str | None,
     user_agent: str | None,
 ) -> Finished:
-    flow = await _take_flow(session, provider, state=state, browser_key=browser_key)
-    if error is not None or not code:  # the user declined, or the provider failed
-        raise AuthorizationFailed
+    flow = await _take_flow(session, provider, state=response.state, browser_key=browser_key)
     async with provider_errors(provider.name, settings.oauth.http_timeout_seconds):
+        await provider.check_response_issuer(response.issuer)
+        if response.error is not None or not response.code:  # declined, or the provider failed
+            raise AuthorizationFailed
         identity = await provider.identify(
-            redirect_uri, code=code, code_verifier=flow.code_verifier, nonce=flow.nonce
+            redirect_uri, code=response.code, code_verifier=flow.code_verifier, nonce=flow.nonce
         )
     if flow.user_id is not None:
         account = await _link(session, flow.user_id, provider.name, identity)
