@@ -21,18 +21,16 @@ import pytest
 from alembic import command
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
-from sqlalchemy import delete
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from app.db import Database, create_engine
 from app.domains.users.models import User
 from app.main import create_app
-from app.outbox import OutboxEvent
 from app.settings import DatabaseSettings, Settings
 from tests.identity_provider import IdentityProvider, serving
 from tests.oauth_browser import register_clients
-from tests.support import alembic_config, make_settings
+from tests.support import alembic_config, delete_accounts, make_settings
 
 # Hypothesis fails an example that runs longer than its deadline (200 ms): a timing
 # assertion, which a busy CI machine trips now and then. Examples are judged on results only.
@@ -219,15 +217,7 @@ async def committed_client(
         created: list[int] = []
         client.event_hooks["response"].append(_track_created_users(created))
         yield client
-    async with database.sessionmaker() as session:
-        await session.execute(delete(User).where(User.id.in_(created)))
-        await session.execute(
-            delete(OutboxEvent).where(
-                OutboxEvent.topic == "user.created",
-                OutboxEvent.payload["user_id"].as_integer().in_(created),
-            )
-        )
-        await session.commit()
+    await delete_accounts(engine, User.id.in_(created))
 
 
 def _track_created_users(created: list[int]) -> Callable[[httpx.Response], Awaitable[None]]:

@@ -11,8 +11,12 @@ import httpx
 from alembic.config import Config
 from prometheus_client import REGISTRY
 from pydantic_settings import BaseSettings
+from sqlalchemy import ColumnElement, delete, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.domains.users.models import User
 from app.errors import PROBLEM_MEDIA_TYPE
+from app.outbox import OutboxEvent
 from app.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,6 +81,20 @@ def assert_problem(response: httpx.Response, status: int, error_code: str) -> di
     assert {"title", "detail", "instance"} <= body.keys()
     assert "Traceback" not in response.text
     return body
+
+
+async def delete_accounts(engine: AsyncEngine, which: ColumnElement[bool]) -> None:
+    """Delete the accounts `which` selects, committed by a test: the database cascades to
+    what they own, and their `user.created` events go too (other events stay)."""
+    async with engine.begin() as connection:
+        ids = list(await connection.scalars(select(User.id).where(which)))
+        await connection.execute(delete(User).where(User.id.in_(ids)))
+        await connection.execute(
+            delete(OutboxEvent).where(
+                OutboxEvent.topic == "user.created",
+                OutboxEvent.payload["user_id"].as_integer().in_(ids),
+            )
+        )
 
 
 async def forget_queue(redis: Any, queue: str) -> None:

@@ -10,15 +10,14 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.domains.users.models import User
-from app.outbox import OutboxEvent
 from tests.e2e.server import served
 from tests.factories import bearer, unique_email
 from tests.identity_provider import IdentityProvider
 from tests.oauth_browser import GENERIC, OAUTH, Browser, oauth_settings, register_clients
+from tests.support import delete_accounts
 
 FRONTEND = "https://app.example.com/auth/callback"
 
@@ -59,15 +58,7 @@ async def email(engine: AsyncEngine, provider_server: IdentityProvider) -> Async
     """The address at the provider; the account the server makes for it is deleted after."""
     address = provider_server.account.email = unique_email()
     yield address
-    async with engine.begin() as connection:
-        ids = list(await connection.scalars(select(User.id).where(User.email == address)))
-        await connection.execute(delete(User).where(User.id.in_(ids)))
-        await connection.execute(
-            delete(OutboxEvent).where(
-                OutboxEvent.topic == "user.created",
-                OutboxEvent.payload["user_id"].as_integer().in_(ids),
-            )
-        )
+    await delete_accounts(engine, User.email == address)
 
 
 async def test_an_oidc_sign_up_over_real_http(browser: Browser, email: str) -> None:

@@ -7,18 +7,17 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
-from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db import Database
 from app.domains.users.models import User
 from app.main import create_app
-from app.outbox import OutboxEvent
 from app.settings import Settings
 from tests.conftest import serve
 from tests.factories import bearer, unique_email
 from tests.identity_provider import IdentityProvider
 from tests.oauth_browser import GENERIC, OAUTH, Browser
+from tests.support import delete_accounts
 
 
 @pytest.fixture
@@ -33,16 +32,7 @@ async def committing_browser(
         browser = Browser(client)
         yield browser
         await browser.close()
-    async with database.sessionmaker() as session:
-        ids = list(await session.scalars(select(User.id).where(User.email == email)))
-        await session.execute(delete(User).where(User.id.in_(ids)))
-        await session.execute(
-            delete(OutboxEvent).where(
-                OutboxEvent.topic == "user.created",
-                OutboxEvent.payload["user_id"].as_integer().in_(ids),
-            )
-        )
-        await session.commit()
+    await delete_accounts(engine, User.email == email)
 
 
 async def test_of_callbacks_racing_with_one_state_exactly_one_signs_in(
