@@ -263,3 +263,14 @@ def test_harmless_keys_that_merely_contain_a_secret_word_are_kept() -> None:
         "bypass": "x",
         "tokens_left": 3,
     }
+
+
+@pytest.mark.parametrize("chatty", ["aiosqlite", "authlib"])
+def test_libraries_that_log_secrets_at_debug_stay_at_info(
+    restore_logging: None, chatty: str
+) -> None:
+    """aiosqlite logs statement parameters at DEBUG, Authlib each flow's PKCE verifier."""
+    configure_logging(make_settings(URL, log_level="DEBUG"))
+
+    assert logging.getLogger().level == logging.DEBUG
+    assert logging.getLogger(chatty).getEffectiveLevel() == logging.INFO
