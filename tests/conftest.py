@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import hypothesis
@@ -21,6 +23,7 @@ import pytest
 from alembic import command
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
+from limits.aio import storage as limits_storage
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
@@ -134,6 +137,18 @@ async def database(engine: AsyncEngine, _run_database: Database) -> AsyncIterato
         )
         yield _run_database
         await transaction.rollback()
+
+
+@pytest.fixture
+def still_rate_limit_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stops the clock of the in-memory rate-limit store at the test's start.
+
+    Its sliding windows begin on the minute of the wall clock, so requests that straddled one
+    would rightly be admitted again as the previous window's weight shrinks. (A Redis window
+    begins at its first hit.)
+    """
+    now = time.time()
+    monkeypatch.setattr(limits_storage.memory, "time", SimpleNamespace(time=lambda: now))
 
 
 @pytest.fixture

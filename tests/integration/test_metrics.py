@@ -293,6 +293,7 @@ async def test_refresh_reuse_counts_only_after_the_grace_window(
 # Rate-limit metrics
 
 
+@pytest.mark.usefixtures("still_rate_limit_clock")
 async def test_rate_limit_decisions_by_policy_and_decision(
     database_url: str, database: Database
 ) -> None:

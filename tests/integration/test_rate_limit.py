@@ -41,8 +41,11 @@ Limited = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
 
 
 @pytest.fixture(params=BACKENDS)
-async def limited(request: pytest.FixtureRequest, engine: AsyncEngine) -> AsyncIterator[Limited]:
-    """Builds clients of an app with rate limiting on, under a key prefix of this test's own.
+async def limited(
+    request: pytest.FixtureRequest, engine: AsyncEngine, still_rate_limit_clock: None
+) -> AsyncIterator[Limited]:
+    """Builds clients of an app with rate limiting on, under a key prefix of this test's own,
+    and a memory store whose clock stands still unless the test moves it.
 
     Its keys are deleted afterwards; nothing else in Redis is touched.
     """
