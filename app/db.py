@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -21,6 +22,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -28,6 +30,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import TypeDecorator
 
 from app.errors import ProblemError
@@ -126,16 +129,50 @@ def create_engine(settings: DatabaseSettings, *, migrating: bool = False) -> Asy
     url = database_url(settings.url)
     if url.get_backend_name() == "sqlite":
         return _create_sqlite_engine(url, settings, foreign_keys=not migrating)
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         echo=settings.echo,
         hide_parameters=True,  # errors and logs never show bound values (hashes, emails)
-        pool_pre_ping=True,  # a restarted database is noticed on checkout, not by a request
         pool_size=settings.pool_size,
         max_overflow=settings.max_overflow,
         pool_timeout=settings.pool_timeout_seconds,
         connect_args={"connect_timeout": settings.connect_timeout_seconds},
     )
+    _ping_idle_connections(engine)
+    return engine
+
+
+# A pooled connection unused for longer than this is pinged (one round trip) before use.
+PING_AFTER_IDLE_SECONDS: Final = 5.0
+_IDLE_SINCE: Final = "idle_since"
+
+
+def _ping_idle_connections(engine: AsyncEngine) -> None:
+    """Pessimistic disconnect handling for connections that sat idle, and only for them.
+
+    A database restart is noticed at the first checkout after a quiet spell, as with
+    SQLAlchemy's `pool_pre_ping`, without that round trip on every request: under load,
+    connections are back in use within milliseconds. A connection that breaks while busy
+    fails its query instead, and SQLAlchemy then replaces every older pooled connection.
+    """
+    pool = engine.sync_engine.pool
+    dialect = engine.dialect
+
+    @event.listens_for(pool, "checkin")
+    def _checked_in(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(pool, "checkout")
+    def _checked_out(dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
+        idle_since = record.info.get(_IDLE_SINCE)
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
+            return  # new, or in use a moment ago
+        try:
+            dialect.do_ping(dbapi_connection)
+        except dialect.loaded_dbapi.Error as exc:
+            # The pool discards this connection and checks out another (SQLAlchemy's
+            # documented contract for this exception in a checkout listener).
+            raise DisconnectionError("a pooled connection failed its ping") from exc
 
 
 def _create_sqlite_engine(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterable
+from typing import cast
 
 import sentry_sdk
 from asgi_correlation_id import CorrelationIdMiddleware
@@ -53,6 +54,19 @@ async def send_problem(
     await response(scope, receive, send)
 
 
+_ROUTE_TEMPLATE = "app.route_template"
+
+
+def route_template(scope: Scope) -> str | None:
+    """The template of the route that serves the request (`/api/v1/posts/{post_id}`), or
+    None when none matches. Matching every route is not free: the answer is kept in the
+    request's scope, so the metrics and the access log resolve it once between them."""
+    if _ROUTE_TEMPLATE not in scope:
+        connection = HTTPConnection(scope)
+        scope[_ROUTE_TEMPLATE] = get_route_name(connection, should_include_root_path=False)
+    return cast(str | None, scope[_ROUTE_TEMPLATE])
+
+
 def is_valid_request_id(value: str) -> bool:
     return _REQUEST_ID.fullmatch(value) is not None
 
@@ -95,7 +109,7 @@ class AccessLogMiddleware:
             access_logger.info(
                 "request",
                 method=scope["method"],
-                route=get_route_name(HTTPConnection(scope), should_include_root_path=False),
+                route=route_template(scope),
                 status=status,
                 duration_ms=round((time.perf_counter() - started) * 1000, 2),
             )

@@ -512,7 +512,7 @@ def get_settings() -> Settings:
     return Settings()
 
 
-def _app_settings(request: Request) -> Settings:
+async def _app_settings(request: Request) -> Settings:
     return cast(Settings, request.app.state.settings)
 
 

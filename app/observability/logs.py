@@ -9,6 +9,7 @@ the trace and span ids. Values under sensitive keys, bearer tokens, JWTs and
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 
@@ -38,6 +39,7 @@ _SENSITIVE_TEXT = re.compile(
 )
 
 
+@functools.lru_cache(maxsize=1024)  # the same few keys come back on every line
 def _sensitive_key(key: object) -> bool:
     return bool(_SENSITIVE_KEY.search(_WORD_BOUNDARY.sub("_", str(key))))
 
@@ -59,8 +61,25 @@ def masked(value: object) -> object:
     return value
 
 
+# Fields the logging setup itself writes (below), which hold nothing a caller chose.
+_OWN_FIELDS = frozenset({"timestamp", "level", "logger", "trace_id", "span_id"})
+
+
 def redact(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
-    return masked(event_dict)  # type: ignore[return-value]  # a dict stays a dict
+    return {key: _masked_field(key, value) for key, value in event_dict.items()}
+
+
+def _masked_field(key: str, value: object) -> object:
+    if key in _OWN_FIELDS:
+        return value
+    return REDACTED if _sensitive_key(key) else masked(value)
+
+
+def redact_exception(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
+    """Masks the traceback text `format_exc_info` adds; the rest of the line is masked already."""
+    if "exception" in event_dict:
+        event_dict["exception"] = masked(event_dict["exception"])
+    return event_dict
 
 
 def _add_request_id(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
@@ -115,11 +134,12 @@ def configure_logging(settings: Settings) -> None:
     )
     _handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=_CONTEXT,
+            # Other libraries' lines are masked here; ours were masked as they were logged.
+            foreign_pre_chain=[*_CONTEXT, redact],
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 structlog.processors.format_exc_info,
-                redact,
+                redact_exception,
                 renderer,
             ],
         )

@@ -25,8 +25,10 @@ from prometheus_client import (
 )
 from prometheus_fastapi_instrumentator import metrics as http_metrics
 from prometheus_fastapi_instrumentator.middleware import PrometheusInstrumentatorMiddleware
+from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app.middleware import route_template
 from app.settings import MetricsSettings
 
 # prometheus_client reads this at import to keep values in files (MetricsSettings too).
@@ -90,6 +92,11 @@ class HttpMetricsMiddleware(PrometheusInstrumentatorMiddleware):
         self.should_instrument_requests_inprogress = True
         self.inprogress = HTTP_IN_PROGRESS
         self.inprogress_labels = True
+
+    def _get_handler(self, request: Request) -> tuple[str, bool]:
+        # The same resolution as the access log's, made once per request.
+        template = route_template(request.scope)
+        return (template, True) if template else (request.url.path, False)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] not in HTTP_METHODS:

@@ -4,12 +4,22 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 
+import psycopg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.exc import DisconnectionError
 
-from app.db import NAMING_CONVENTION, Base, UTCDateTime, create_engine, database_url
+from app.db import (
+    NAMING_CONVENTION,
+    PING_AFTER_IDLE_SECONDS,
+    Base,
+    UTCDateTime,
+    create_engine,
+    database_url,
+)
 from app.settings import DatabaseSettings
 
 
@@ -27,14 +37,47 @@ def test_plain_urls_get_the_async_driver(raw: str, driver: str) -> None:
     assert database_url(raw).drivername == driver
 
 
-async def test_postgres_engine_checks_connections_before_use() -> None:
+async def test_postgres_engine_pools_as_configured() -> None:
     engine = create_engine(
         DatabaseSettings(_env_file=None, url="postgresql://u@db.invalid/app", pool_size=3)
     )
 
     assert engine.url.drivername == "postgresql+psycopg"
-    assert engine.pool._pre_ping  # no public accessor for the pre-ping flag
+    assert not engine.pool._pre_ping  # idle connections only: see the next test
     assert engine.pool.size() == 3  # type: ignore[attr-defined]  # QueuePool API
+    await engine.dispose()
+
+
+async def test_only_a_connection_idle_for_a_while_is_pinged_on_checkout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    engine = create_engine(DatabaseSettings(_env_file=None, url="postgresql://u@db.invalid/app"))
+    pings: list[object] = []
+    monkeypatch.setattr(engine.dialect, "do_ping", pings.append)
+    now = 1000.0
+    monkeypatch.setattr("app.db.time", SimpleNamespace(monotonic=lambda: now))
+    dispatch = engine.sync_engine.pool.dispatch
+    connection, record = object(), SimpleNamespace(info={})
+
+    dispatch.checkout(connection, record, None)  # a new connection
+    dispatch.checkin(connection, record)
+    now += PING_AFTER_IDLE_SECONDS - 0.1
+    dispatch.checkout(connection, record, None)  # back in use a moment later
+    assert pings == []
+
+    dispatch.checkin(connection, record)
+    now += PING_AFTER_IDLE_SECONDS
+    dispatch.checkout(connection, record, None)
+    assert pings == [connection]
+
+    def fail(_connection: object) -> None:
+        raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(engine.dialect, "do_ping", fail)
+    dispatch.checkin(connection, record)
+    now += PING_AFTER_IDLE_SECONDS
+    with pytest.raises(DisconnectionError):  # the pool's cue to use another connection
+        dispatch.checkout(connection, record, None)
     await engine.dispose()
 
 

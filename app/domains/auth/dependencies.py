@@ -55,7 +55,7 @@ async def _optional_user(
     return identity.user if identity else None
 
 
-def _password_hasher(request: Request) -> PasswordHasher:
+async def _password_hasher(request: Request) -> PasswordHasher:
     # The application's one hasher, made by its lifespan (see `app.main.State`).
     return cast(PasswordHasher, request.state.password_hasher)
 

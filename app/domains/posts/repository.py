@@ -1,78 +1,109 @@
-"""SQL for posts. Reads select columns straight into the response shape, one query a page."""
+"""SQL for posts.
+
+Reads are SQLAlchemy Core statements over the tables, built once per shape (signed in or
+not, searching or not) with bound parameters, and selected straight into the response
+shape: building a statement and executing it through the ORM cost more than the query on
+the hottest paths (bench/REPORT.md). Writes load and change ORM objects.
+"""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, RowMapping, func, or_, select
+from sqlalchemy import ColumnElement, RowMapping, Select, String, bindparam, null, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domains.posts.models import Post
 from app.domains.votes import repository as votes
 
+posts = Post.__table__
+# The query's own parameter names.
+_VIEWER, _POST, _PATTERN, _LIMIT, _OFFSET = "viewer_id", "post_id", "pattern", "limit", "offset"
+_LIKE_ESCAPE = "/"
 
-def _visible_to(viewer_id: int | None) -> ColumnElement[bool]:
+
+def _visible(signed_in: bool) -> ColumnElement[bool]:
     """Published posts, plus the viewer's own drafts. Everything else does not exist."""
-    if viewer_id is None:
-        return Post.published.is_(True)
-    return or_(Post.published.is_(True), Post.owner_id == viewer_id)
+    if not signed_in:
+        return posts.c.published.is_(True)
+    return or_(posts.c.published.is_(True), posts.c.owner_id == bindparam(_VIEWER))
 
 
-def _matching(search: str | None) -> list[ColumnElement[bool]]:
-    if not search:
-        return []
-    # autoescape: `%`, `_` and the escape character in the search text match themselves.
-    return [
-        or_(
-            Post.title.icontains(search, autoescape=True),
-            Post.content.icontains(search, autoescape=True),
-        )
-    ]
+def _view_columns(signed_in: bool) -> tuple[Any, ...]:
+    """The columns of `PostRead`: the post, its vote count and whether the viewer voted."""
+    voted = votes.cast_by(posts.c.id, bindparam(_VIEWER)) if signed_in else null()
+    return (*posts.c, votes.count_for(posts.c.id).label("votes"), voted.label("voted"))
 
 
-def _view_columns(viewer_id: int | None) -> tuple[Any, ...]:
-    return (
-        *Post.__table__.columns,
-        votes.count_for(Post.id).label("votes"),
-        votes.cast_by(Post.id, viewer_id).label("voted"),
-    )
-
-
-async def page(
-    session: AsyncSession, *, viewer_id: int | None, search: str | None, limit: int, offset: int
-) -> Sequence[RowMapping]:
+@functools.cache
+def _page_query(signed_in: bool, searching: bool) -> Select[Any]:
     """Newest first; `id` breaks ties so pages never overlap or skip a post.
 
     The page's ids are chosen first and the vote columns computed for those rows only, so
     a deep offset skips rows without counting votes for each of them.
     """
-    page_ids = (
-        select(Post.id)
-        .where(_visible_to(viewer_id), *_matching(search))
-        .order_by(Post.created_at.desc(), Post.id.desc())
-        .limit(limit)
-        .offset(offset)
+    page_ids = select(posts.c.id).where(_visible(signed_in))
+    if searching:
+        pattern = bindparam(_PATTERN, type_=String)
+        page_ids = page_ids.where(
+            or_(
+                posts.c.title.ilike(pattern, escape=_LIKE_ESCAPE),
+                posts.c.content.ilike(pattern, escape=_LIKE_ESCAPE),
+            )
+        )
+    newest_first = (posts.c.created_at.desc(), posts.c.id.desc())
+    chosen = (
+        page_ids.order_by(*newest_first)
+        .limit(bindparam(_LIMIT))
+        .offset(bindparam(_OFFSET))
         .subquery()
     )
-    query = (
-        select(*_view_columns(viewer_id))
-        .join(page_ids, page_ids.c.id == Post.id)
-        .order_by(Post.created_at.desc(), Post.id.desc())
+    return (
+        select(*_view_columns(signed_in))
+        .join(chosen, chosen.c.id == posts.c.id)
+        .order_by(*newest_first)
     )
-    return (await session.execute(query)).mappings().all()
 
 
-async def count(session: AsyncSession, *, viewer_id: int | None, search: str | None) -> int:
-    query = select(func.count()).select_from(Post).where(_visible_to(viewer_id), *_matching(search))
-    return await session.scalar(query) or 0
+@functools.cache
+def _view_query(signed_in: bool) -> Select[Any]:
+    return select(*_view_columns(signed_in)).where(
+        posts.c.id == bindparam(_POST), _visible(signed_in)
+    )
+
+
+def _contains(text: str) -> str:
+    """A LIKE pattern matching `text` anywhere, its `%`, `_` and escape character literal."""
+    for special in (_LIKE_ESCAPE, "%", "_"):
+        text = text.replace(special, _LIKE_ESCAPE + special)
+    return f"%{text}%"
+
+
+async def page(
+    session: AsyncSession, *, viewer_id: int | None, search: str | None, limit: int, offset: int
+) -> tuple[Sequence[RowMapping], bool]:
+    """Up to `limit` posts from `offset` on, and whether more follow them.
+
+    Case-insensitive `search` in title or content. One row beyond the page is fetched to
+    tell whether there is a next page, rather than counting every match.
+    """
+    query = _page_query(viewer_id is not None, bool(search))
+    parameters: dict[str, object] = {_VIEWER: viewer_id, _LIMIT: limit + 1, _OFFSET: offset}
+    if search:
+        parameters[_PATTERN] = _contains(search)
+    rows = (await session.execute(query, parameters)).mappings().all()
+    return rows[:limit], len(rows) > limit
 
 
 async def view(session: AsyncSession, post_id: int, viewer_id: int | None) -> RowMapping | None:
     """The post as `viewer_id` sees it, or None when it does not exist for them."""
-    query = select(*_view_columns(viewer_id)).where(Post.id == post_id, _visible_to(viewer_id))
-    return (await session.execute(query)).mappings().one_or_none()
+    query = _view_query(viewer_id is not None)
+    result = await session.execute(query, {_POST: post_id, _VIEWER: viewer_id})
+    row: RowMapping | None = result.mappings().one_or_none()
+    return row
 
 
 class Lock(StrEnum):
@@ -90,12 +121,14 @@ async def get_visible(
     A request that lost a race with a deletion then finds nothing (404) instead of failing
     on a foreign key or a vanished row.
     """
-    query = select(Post).where(Post.id == post_id, _visible_to(viewer_id))
+    query = select(Post).where(Post.id == post_id, _visible(viewer_id is not None))
     if lock is Lock.KEY_SHARE:
         query = query.with_for_update(read=True, key_share=True)
     else:
         query = query.with_for_update()
-    return await session.scalar(query.execution_options(populate_existing=True))
+    return await session.scalar(
+        query.execution_options(populate_existing=True), {_VIEWER: viewer_id}
+    )
 
 
 async def add(session: AsyncSession, post: Post) -> Post:

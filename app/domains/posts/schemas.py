@@ -62,6 +62,8 @@ class PostRead(BaseModel):
 
 class PostPage(BaseModel):
     items: list[PostRead]
-    total: int = Field(description="Posts visible to the caller that match the search.")
     limit: int
     offset: int
+    next_offset: int | None = Field(
+        description="The `offset` of the next page; null when this page is the last."
+    )

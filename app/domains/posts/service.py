@@ -20,13 +20,12 @@ def _viewer_id(viewer: User | None) -> int | None:
 async def list_posts(
     session: AsyncSession, viewer: User | None, *, search: str | None, limit: int, offset: int
 ) -> PostPage:
-    viewer_id = _viewer_id(viewer)
-    rows = await repository.page(
-        session, viewer_id=viewer_id, search=search, limit=limit, offset=offset
+    rows, more = await repository.page(
+        session, viewer_id=_viewer_id(viewer), search=search, limit=limit, offset=offset
     )
-    total = await repository.count(session, viewer_id=viewer_id, search=search)
     items = [PostRead.model_validate(row) for row in rows]
-    return PostPage(items=items, total=total, limit=limit, offset=offset)
+    next_offset = offset + limit if more else None
+    return PostPage(items=items, limit=limit, offset=offset, next_offset=next_offset)
 
 
 async def read_post(session: AsyncSession, post_id: int, viewer: User | None) -> PostRead:

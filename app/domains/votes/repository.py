@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, exists, func, null, select
+from sqlalchemy import ColumnElement, delete, exists, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,10 +25,8 @@ def count_for(post_id: PostIdColumn) -> ColumnElement[int]:
     )
 
 
-def cast_by(post_id: PostIdColumn, viewer_id: int | None) -> ColumnElement[Any]:
-    """Whether `viewer_id` voted on the post; NULL (unknown) for an anonymous viewer."""
-    if viewer_id is None:
-        return null()
+def cast_by(post_id: PostIdColumn, viewer_id: ColumnElement[int]) -> ColumnElement[bool]:
+    """Whether the user `viewer_id` refers to voted on the post, as an EXISTS subquery."""
     return exists().where(Vote.post_id == post_id, Vote.user_id == viewer_id)
 
 

@@ -67,8 +67,10 @@ async def test_defaults_and_page_shape(client: httpx.AsyncClient, database: Data
 
     page = await _list(client, search=marker)
 
-    assert (page["limit"], page["offset"], page["total"]) == (20, 0, 25)
+    assert (page["limit"], page["offset"], page["next_offset"]) == (20, 0, 20)
     assert [item["id"] for item in page["items"]] == ids[::-1][:20]  # newest first
+    last = await _list(client, search=marker, offset=20)
+    assert (len(last["items"]), last["next_offset"]) == (5, None)
     assert all(item["owner_id"] == author.id for item in page["items"])
     assert author.email not in str(page)
 
@@ -86,7 +88,7 @@ async def test_equal_timestamps_are_ordered_by_id(
     assert [i["id"] for i in first["items"] + second["items"]] == sorted(ids, reverse=True)
 
 
-async def test_drafts_are_listed_and_counted_only_for_their_owner(
+async def test_drafts_are_listed_only_for_their_owner(
     client: httpx.AsyncClient, database: Database
 ) -> None:
     author, reader = await make_account(client), await make_account(client)
@@ -95,11 +97,11 @@ async def test_drafts_are_listed_and_counted_only_for_their_owner(
     await insert_posts(database, author, 2, marker=marker, published=False)
 
     own = await _list(client, author, search=marker)
-    assert own["total"] == 5
+    assert len(own["items"]) == 5
     assert sorted(item["published"] for item in own["items"]) == [False, False, True, True, True]
     for viewer in (reader, None):
         page = await _list(client, viewer, search=marker)
-        assert page["total"] == 3
+        assert len(page["items"]) == 3
         assert all(item["published"] for item in page["items"])
 
 
@@ -165,7 +167,7 @@ async def test_search_matches_wildcards_literally(
     page = await _list(client, search=f"{marker} 50{wildcard}off")
 
     assert [i["title"] for i in page["items"]] == [f"{marker} 50{wildcard}off"]
-    assert page["total"] == 1
+    assert page["next_offset"] is None
 
 
 async def test_each_item_carries_votes_and_the_callers_vote(
@@ -221,5 +223,5 @@ async def test_a_page_costs_the_same_statements_for_1_and_100_items(
     assert (len(small["items"]), len(large["items"])) == (1, 100)
     assert sum(i["voted"] for i in large["items"]) == 50
     assert len(for_one) == len(for_hundred)
-    # The caller's identity, the page with its vote columns, and the total.
-    assert len([s for s in for_hundred if s.lstrip().upper().startswith("SELECT")]) == 3
+    # The caller's identity, and the page with its vote columns.
+    assert len([s for s in for_hundred if s.lstrip().upper().startswith("SELECT")]) == 2

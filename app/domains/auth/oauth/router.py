@@ -81,7 +81,7 @@ CallbackValue = Annotated[str, StringConstraints(max_length=2048)]
 UserAgent = Annotated[str | None, Header(include_in_schema=False)]
 
 
-def _providers(request: Request, settings: AppSettings) -> dict[str, Provider]:
+async def _providers(request: Request, settings: AppSettings) -> dict[str, Provider]:
     # Built once per application: each provider's client caches its discovery document
     # and signing keys.
     providers = getattr(request.app.state, "oauth_providers", None)
@@ -93,7 +93,7 @@ def _providers(request: Request, settings: AppSettings) -> dict[str, Provider]:
 Providers = Annotated[dict[str, Provider], Depends(_providers)]
 
 
-def _provider(provider: str, providers: Providers) -> Provider:
+async def _provider(provider: str, providers: Providers) -> Provider:
     found = providers.get(provider)
     if found is None:
         raise UnknownProvider
@@ -103,7 +103,7 @@ def _provider(provider: str, providers: Providers) -> Provider:
 ChosenProvider = Annotated[Provider, Depends(_provider)]
 
 
-def _callback_url(request: Request, settings: AppSettings, provider: ChosenProvider) -> str:
+async def _callback_url(request: Request, settings: AppSettings, provider: ChosenProvider) -> str:
     """The redirect URI registered with the provider; the same at the start and the end."""
     base = settings.oauth.redirect_base_url
     if base is None:
@@ -169,7 +169,7 @@ class Flow:
     cookie: BrowserCookie
 
 
-def _flow(provider: ChosenProvider, callback_url: CallbackUrl) -> Flow:
+async def _flow(provider: ChosenProvider, callback_url: CallbackUrl) -> Flow:
     return Flow(provider, callback_url, BrowserCookie.for_callback(callback_url))
 
 
