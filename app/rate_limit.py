@@ -1,4 +1,6 @@
-"""Rate limiting: route classes, keys and headers. Counting is the `limits` library's.
+"""Rate limiting: route classes, keys and headers. The counting algorithms are the `limits`
+library's: its own code in the embedded mode's memory store, and in Redis one Lua script per
+algorithm (`app/rate_limit_lua.py`) that counts and reports in a single round trip.
 
 Every API route declares its class in one place, `dependencies=[RateLimit("read")]`. Reads
 and writes are counted under `user:{id}` when the request carries a valid access token, else
@@ -18,11 +20,11 @@ import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, Protocol
 
 from fastapi import Depends, Request, Response
 from limits import RateLimitItem, parse
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import (
     FixedWindowRateLimiter,
     MovingWindowRateLimiter,
@@ -31,21 +33,23 @@ from limits.aio.strategies import (
 from limits.aio.strategies import (
     RateLimiter as Strategy,
 )
-from redis.asyncio import BlockingConnectionPool
+from redis.asyncio import BlockingConnectionPool, Redis
 
+from app import rate_limit_lua
 from app.domains.auth.tokens import InvalidAccessToken, decode_access_token
 from app.domains.users.schemas import normalize_email
 from app.errors import ProblemError, carry_header
 from app.observability.logs import get_logger
 from app.observability.metrics import RATE_LIMIT_DECISIONS
 from app.settings import Settings
+from app.settings import Strategy as StrategyName
 
 logger = get_logger(__name__)
 
 # Classes whose routes would hand an attacker unmetered guesses if the limiter were down.
 FAIL_CLOSED: Final = frozenset({"login", "login_account", "register", "refresh", "oauth"})
 POLICIES: Final = ("login", "login_account", "register", "refresh", "oauth", "read", "write")
-_STRATEGIES: Final[dict[str, type[Strategy]]] = {
+_STRATEGIES: Final[dict[StrategyName, type[Strategy]]] = {
     "fixed-window": FixedWindowRateLimiter,
     "sliding-window-counter": SlidingWindowCounterRateLimiter,
     "moving-window": MovingWindowRateLimiter,
@@ -76,11 +80,67 @@ class RateLimiterUnavailable(ProblemError):
 
 
 @dataclass(frozen=True, slots=True)
+class Count:
+    """A counted request: whether it fits, how many remain, and in how many seconds the
+    window frees one up."""
+
+    allowed: bool
+    remaining: int
+    reset_seconds: float
+
+
+class Counter(Protocol):
+    """Counts a request under `limit` for `key` and reports on the window, atomically."""
+
+    async def hit(self, limit: RateLimitItem, policy: str, key: str) -> Count: ...
+
+
+class MemoryCounter:
+    """The embedded mode's counters: a `limits` strategy over its in-process store."""
+
+    def __init__(self, strategy: Strategy) -> None:
+        self.strategy = strategy
+
+    async def hit(self, limit: RateLimitItem, policy: str, key: str) -> Count:
+        # No await between the two calls reaches another task: they count and report as one.
+        allowed = await self.strategy.hit(limit, policy, key)
+        stats = await self.strategy.get_window_stats(limit, policy, key)
+        return Count(allowed, stats.remaining, stats.reset_time - time.time())
+
+
+class RedisCounter:
+    """Counters in Redis, one Lua script call per request (see `app.rate_limit_lua`).
+
+    `limits`' own Redis store needs two round trips for the same answer (`hit`, then
+    `get_window_stats`), and was the largest single cost of reading a post (bench/).
+    """
+
+    _SCRIPTS: ClassVar[dict[StrategyName, str]] = {
+        "fixed-window": rate_limit_lua.FIXED_WINDOW,
+        "sliding-window-counter": rate_limit_lua.SLIDING_WINDOW_COUNTER,
+        "moving-window": rate_limit_lua.MOVING_WINDOW,
+    }
+
+    def __init__(self, redis: Redis, strategy: StrategyName, key_prefix: str) -> None:
+        self.script = redis.register_script(self._SCRIPTS[strategy])
+        self.windows = 2 if strategy == "sliding-window-counter" else 1
+        self.key_prefix = key_prefix
+
+    async def hit(self, limit: RateLimitItem, policy: str, key: str) -> Count:
+        # The limit is part of the key, so a changed limit starts counting afresh.
+        bucket = f"{self.key_prefix}:{policy}:{limit.amount}/{limit.get_expiry()}s:{key}"
+        keys = [f"{bucket}:previous", f"{bucket}:current"] if self.windows == 2 else [bucket]
+        window_ms = limit.get_expiry() * 1000
+        allowed, remaining, reset_ms = await self.script(keys, [limit.amount, window_ms])
+        return Count(bool(allowed), int(remaining), int(reset_ms) / 1000)
+
+
+@dataclass(frozen=True, slots=True)
 class Policy:
     name: str
     limit: RateLimitItem
     fail_closed: bool
-    strategy: Strategy
+    counter: Counter
 
     @property
     def header(self) -> str:
@@ -109,59 +169,54 @@ class RateLimiter:
         self.enabled = config.enabled
         self.timeout = config.timeout_seconds
         self._pool: BlockingConnectionPool | None = None
-        storage = self._storage(settings)
+        counter = self._counters(settings)
         # The auth classes (which also fail closed) count exactly; the rest cheaply.
-        auth, other = (
-            _STRATEGIES[name](storage) for name in (config.auth_strategy, config.strategy)
-        )
+        auth, other = counter(config.auth_strategy), counter(config.strategy)
         self.policies = {
             name: Policy(
                 name,
                 parse(config.limit_for(name)),
                 fail_closed=name in FAIL_CLOSED,
-                strategy=auth if name in FAIL_CLOSED else other,
+                counter=auth if name in FAIL_CLOSED else other,
             )
             for name in POLICIES
         }
         self._failing = False
 
-    def _storage(self, settings: Settings) -> Storage:
+    def _counters(self, settings: Settings) -> Callable[[StrategyName], Counter]:
+        """How a strategy's counter is made: in Redis when there is one, else in memory."""
         config = settings.rate_limit
-        if settings.redis.url:
-            # A bounded pool that makes a burst queue for a connection (within the timeout)
-            # rather than fail: a fail-open class would otherwise admit the burst unmetered.
-            self._pool = BlockingConnectionPool.from_url(
-                settings.redis.url,
-                max_connections=config.max_connections,
-                timeout=config.timeout_seconds,
-                socket_timeout=config.timeout_seconds,
-                socket_connect_timeout=config.timeout_seconds,
-            )
-            return RedisStorage(
-                f"async+{settings.redis.url}",
-                implementation="redispy",
-                key_prefix=config.key_prefix,
-                # Our pool, so shutdown can close it; limits hands it to redis-py as given.
-                connection_pool=self._pool,  # type: ignore[arg-type]  # limits types options as scalars
-            )
-        return MemoryStorage()
+        if not settings.redis.url:
+            storage = MemoryStorage()
+            return lambda strategy: MemoryCounter(_STRATEGIES[strategy](storage))
+        # A bounded pool that makes a burst queue for a connection (within the timeout)
+        # rather than fail: a fail-open class would otherwise admit the burst unmetered.
+        self._pool = BlockingConnectionPool.from_url(
+            settings.redis.url,
+            max_connections=config.max_connections,
+            timeout=config.timeout_seconds,
+            socket_timeout=config.timeout_seconds,
+            socket_connect_timeout=config.timeout_seconds,
+        )
+        redis = Redis(connection_pool=self._pool)
+        return lambda strategy: RedisCounter(redis, strategy, config.key_prefix)
 
     async def hit(self, policy_name: str, key: str) -> Decision:
         """Count one request. Raises `StoreUnavailable` when the store does not answer."""
         policy = self.policies[policy_name]
         try:
             async with asyncio.timeout(self.timeout):
-                allowed = await policy.strategy.hit(policy.limit, policy.name, key)
-                stats = await policy.strategy.get_window_stats(policy.limit, policy.name, key)
+                count = await policy.counter.hit(policy.limit, policy.name, key)
         except Exception as exc:
             self._storage_failed(exc)
             outcome = "failed_closed" if policy.fail_closed else "failed_open"
             RATE_LIMIT_DECISIONS.labels(policy.name, outcome).inc()
             raise StoreUnavailable(policy) from exc
         self._storage_answered()
-        RATE_LIMIT_DECISIONS.labels(policy.name, "allowed" if allowed else "refused").inc()
-        reset = max(0, math.ceil(stats.reset_time - time.time()))
-        return Decision(policy, allowed, stats.remaining, reset)
+        RATE_LIMIT_DECISIONS.labels(policy.name, "allowed" if count.allowed else "refused").inc()
+        return Decision(
+            policy, count.allowed, count.remaining, max(0, math.ceil(count.reset_seconds))
+        )
 
     def _storage_failed(self, exc: Exception) -> None:
         if not self._failing:  # once per outage, not once per request

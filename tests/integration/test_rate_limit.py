@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import SimpleNamespace
 from typing import Any
@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.db import Database, utcnow
 from app.domains.auth.tokens import issue_access_token
 from app.main import create_app
+from app.rate_limit import RateLimiter
 from tests import probe_routes
 from tests.conftest import TEST_REDIS_URL, serve
 from tests.support import (
@@ -288,3 +289,70 @@ async def test_disabled_rate_limiting_counts_nothing(limited: Limited) -> None:
 
     assert [r.status_code for r in responses] == [200, 200, 200]
     assert "ratelimit" not in responses[0].headers
+
+
+STRATEGIES = ["fixed-window", "sliding-window-counter", "moving-window"]
+
+
+@pytest.mark.skipif(not TEST_REDIS_URL, reason="needs TEST_REDIS_URL")
+@pytest.mark.parametrize("strategy", STRATEGIES)
+async def test_redis_counts_as_the_memory_store_does_in_one_round_trip(
+    strategy: str, monkeypatch: pytest.MonkeyPatch, still_rate_limit_clock: None
+) -> None:
+    assert TEST_REDIS_URL
+    prefix = f"test-{uuid.uuid4().hex}"
+    policies = {"enabled": True, "read": "3/minute", "strategy": strategy, "key_prefix": prefix}
+    sent: list[object] = []
+    send: Callable[..., Awaitable[Any]] = Redis.execute_command
+
+    async def counted(self: Redis, *args: Any, **options: Any) -> Any:
+        sent.append(args[0])
+        return await send(self, *args, **options)
+
+    decisions = {}
+    for store in ("memory", "redis"):
+        settings = make_settings(
+            "sqlite://",
+            redis={"url": TEST_REDIS_URL if store == "redis" else None},
+            rate_limit=policies,
+        )
+        limiter = RateLimiter(settings)
+        await limiter.hit("read", "ip:other")  # Redis learns the script on first use
+        monkeypatch.setattr(Redis, "execute_command", counted)
+        decisions[store] = [await limiter.hit("read", "ip:1") for _ in range(5)]
+        monkeypatch.setattr(Redis, "execute_command", send)
+        await limiter.close()
+
+    memory, redis = decisions["memory"], decisions["redis"]
+    assert [(d.allowed, d.remaining) for d in redis] == [(d.allowed, d.remaining) for d in memory]
+    assert [d.allowed for d in redis] == [True, True, True, False, False]
+    assert all(0 < d.reset_seconds <= 60 for d in redis)
+    assert sent == ["EVALSHA"] * 5  # one round trip a check
+    async with Redis.from_url(TEST_REDIS_URL) as client:
+        keys = [key async for key in client.scan_iter(f"{prefix}*")]
+        if keys:
+            await client.delete(*keys)
+
+
+@pytest.mark.skipif(not TEST_REDIS_URL, reason="needs TEST_REDIS_URL")
+async def test_a_redis_sliding_window_weighs_the_window_before_it() -> None:
+    assert TEST_REDIS_URL
+    prefix = f"test-{uuid.uuid4().hex}"
+    settings = make_settings(
+        "sqlite://",
+        redis={"url": TEST_REDIS_URL},
+        rate_limit={"enabled": True, "read": "2/minute", "key_prefix": prefix},
+    )
+    limiter = RateLimiter(settings)
+    assert [(await limiter.hit("read", "ip:1")).allowed for _ in range(3)] == [True, True, False]
+    async with Redis.from_url(TEST_REDIS_URL) as client:
+        (current,) = [key async for key in client.scan_iter(f"{prefix}*:current")]
+        # 80 s on: the window of those two requests ended 20 s ago, and the sliding window
+        # still covers two thirds of it: 2 * 2/3 requests count, rounded down to 1.
+        await client.pexpire(current, 40_000)
+        after = [await limiter.hit("read", "ip:1") for _ in range(2)]
+        keys = [key async for key in client.scan_iter(f"{prefix}*")]
+        await client.delete(*keys)
+    await limiter.close()
+
+    assert [(d.allowed, d.remaining) for d in after] == [(True, 0), (False, 0)]

@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 from limits import RateLimitItem
-from limits.util import WindowStats
 from pydantic import ValidationError
 from starlette.requests import Request
 
 from app.rate_limit import (
     FAIL_CLOSED,
     POLICIES,
+    Count,
     RateLimit,
     RateLimiter,
     StoreUnavailable,
@@ -80,26 +80,23 @@ def test_the_register_policy_reads_its_own_variable(monkeypatch: pytest.MonkeyPa
     assert by_name.limit_for("register") == "5/day"  # (mypy sees only the variable's name)
 
 
-class _FlakyStrategy:
-    """Stands in for the counter store's client: fails while `down` is set."""
+class _FlakyCounter:
+    """Stands in for the counter store: fails while `down` is set."""
 
     def __init__(self) -> None:
         self.down = True
 
-    async def hit(self, item: RateLimitItem, *identifiers: str) -> bool:
+    async def hit(self, limit: RateLimitItem, policy: str, key: str) -> Count:
         if self.down:
             raise ConnectionError("store unreachable")
-        return True
-
-    async def get_window_stats(self, item: RateLimitItem, *identifiers: str) -> WindowStats:
-        return WindowStats(reset_time=0.0, remaining=item.amount - 1)
+        return Count(allowed=True, remaining=limit.amount - 1, reset_seconds=60)
 
 
 async def test_an_outage_is_logged_once_and_its_end_once(caplog: pytest.LogCaptureFixture) -> None:
     limiter = RateLimiter(make_settings("sqlite://", rate_limit={"enabled": True}))
-    store = _FlakyStrategy()
+    store = _FlakyCounter()
     # Simulate the store going away under the read policy.
-    limiter.policies["read"] = replace(limiter.policies["read"], strategy=store)  # type: ignore[arg-type]
+    limiter.policies["read"] = replace(limiter.policies["read"], counter=store)
 
     before = counters("rate_limit_decisions")
     with caplog.at_level(logging.WARNING, logger="app.rate_limit"):
