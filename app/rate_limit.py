@@ -36,7 +36,7 @@ from limits.aio.strategies import (
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from app import rate_limit_lua
-from app.domains.auth.tokens import InvalidAccessToken, decode_access_token
+from app.domains.auth.tokens import InvalidAccessToken, request_claims
 from app.domains.users.schemas import normalize_email
 from app.errors import ProblemError, carry_header
 from app.observability.logs import get_logger
@@ -271,7 +271,7 @@ async def caller_key(request: Request) -> str:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and token:
         try:
-            return f"user:{decode_access_token(settings, token.strip()).user_id}"
+            return f"user:{request_claims(request, settings, token.strip()).user_id}"
         except InvalidAccessToken:
             pass
     return await address_key(request)

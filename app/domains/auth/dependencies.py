@@ -12,7 +12,7 @@ from app.domains.auth import repository
 from app.domains.auth.errors import InvalidToken, NotAuthenticated
 from app.domains.auth.passwords import PasswordHasher
 from app.domains.auth.service import Identity
-from app.domains.auth.tokens import InvalidAccessToken, decode_access_token
+from app.domains.auth.tokens import InvalidAccessToken, request_claims
 from app.domains.users.models import User
 from app.settings import AppSettings
 
@@ -21,12 +21,15 @@ _bearer = OAuth2PasswordBearer(tokenUrl="/api/v1/login", auto_error=False)
 
 
 async def _optional_identity(
-    token: Annotated[str | None, Depends(_bearer)], session: DbSession, settings: AppSettings
+    request: Request,
+    token: Annotated[str | None, Depends(_bearer)],
+    session: DbSession,
+    settings: AppSettings,
 ) -> Identity | None:
     if not token:  # no Authorization header, another scheme, or "Bearer" with nothing after
         return None
     try:
-        claims = decode_access_token(settings, token)
+        claims = request_claims(request, settings, token)
     except InvalidAccessToken as exc:
         raise InvalidToken from exc
     user = await repository.active_user_in_session(

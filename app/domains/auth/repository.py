@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import exists, func, select, update
+from sqlalchemy import BindParameter, bindparam, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -23,13 +23,25 @@ class SessionRow:
     user_agent: str | None
 
 
-def _live(now: datetime) -> list[ColumnElement[bool]]:
+def _live(now: datetime | BindParameter[datetime]) -> list[ColumnElement[bool]]:
     """A token that still works: not revoked, and before both its idle and family deadlines."""
     return [
         RefreshToken.revoked_at.is_(None),
         RefreshToken.expires_at > now,
         RefreshToken.family_expires_at > now,
     ]
+
+
+# Built once: it runs on every authenticated request, and building it cost more than running it.
+_ACTIVE_USER_IN_SESSION = select(User).where(
+    User.id == bindparam("user_id"),
+    User.is_active,
+    exists().where(
+        RefreshToken.family_id == bindparam("session_id"),
+        RefreshToken.user_id == bindparam("user_id"),
+        *_live(bindparam("now", type_=RefreshToken.expires_at.type)),
+    ),
+)
 
 
 async def active_user_in_session(
@@ -40,12 +52,8 @@ async def active_user_in_session(
     One query per authenticated request: a revoked session (logout, password change,
     detected token theft) stops its access tokens at once, not when they expire.
     """
-    session_is_live = exists().where(
-        RefreshToken.family_id == session_id, RefreshToken.user_id == user_id, *_live(now)
-    )
-    return await session.scalar(
-        select(User).where(User.id == user_id, User.is_active, session_is_live)
-    )
+    parameters = {"user_id": user_id, "session_id": session_id, "now": now}
+    return await session.scalar(_ACTIVE_USER_IN_SESSION, parameters)
 
 
 async def add_token(session: AsyncSession, token: RefreshToken) -> RefreshToken:

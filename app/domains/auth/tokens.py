@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import jwt
+from starlette.requests import Request
 
 from app.settings import Settings
 
@@ -86,6 +87,20 @@ def decode_access_token(settings: Settings, token: str) -> AccessClaims:
         return AccessClaims(user_id=int(claims["sub"]), session_id=uuid.UUID(claims["sid"]))
     except (jwt.PyJWTError, ValueError, TypeError) as exc:
         raise InvalidAccessToken(str(exc)) from exc
+
+
+_REQUEST_CLAIMS = "access_claims"
+
+
+def request_claims(request: Request, settings: Settings, token: str) -> AccessClaims:
+    """`decode_access_token`, decoded once per request: the rate limiter keys a request by
+    its token's user, and the identity dependency then needs the same claims."""
+    cached: tuple[str, AccessClaims] | None = getattr(request.state, _REQUEST_CLAIMS, None)
+    if cached is not None and cached[0] == token:
+        return cached[1]
+    claims = decode_access_token(settings, token)
+    setattr(request.state, _REQUEST_CLAIMS, (token, claims))
+    return claims
 
 
 def new_refresh_token() -> str:
