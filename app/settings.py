@@ -72,8 +72,11 @@ class DatabaseSettings(BaseSettings):
     model_config = _group("DATABASE_")
 
     url: str = DEFAULT_SQLITE_URL
-    pool_size: int = Field(default=10, ge=1)
-    max_overflow: int = Field(default=10, ge=0)
+    # Connections held open, and a cap on the database work of one process. Overflow
+    # connections are closed as soon as they are returned, so under a steady load above the
+    # pool size each request would pay for a new connection: the cap lives in the pool.
+    pool_size: int = Field(default=20, ge=1)
+    max_overflow: int = Field(default=0, ge=0)
     pool_timeout_seconds: float = Field(default=5.0, gt=0)
     # PostgreSQL only: give up on an unreachable server instead of hanging (libpq minimum 2).
     connect_timeout_seconds: int = Field(default=5, ge=2)

@@ -114,21 +114,24 @@ class Lock(StrEnum):
 
 
 async def get_visible(
-    session: AsyncSession, post_id: int, viewer_id: int | None, *, lock: Lock
+    session: AsyncSession, post_id: int, viewer_id: int, *, lock: Lock
 ) -> Post | None:
-    """The post, if `viewer_id` may see it, locked as asked.
+    """The post, if the signed-in `viewer_id` may see it, locked as asked.
 
     A request that lost a race with a deletion then finds nothing (404) instead of failing
     on a foreign key or a vanished row.
     """
-    query = select(Post).where(Post.id == post_id, _visible(viewer_id is not None))
+    return await session.scalar(_locked_query(lock), {_POST: post_id, _VIEWER: viewer_id})
+
+
+@functools.cache
+def _locked_query(lock: Lock) -> Select[Post]:
+    query = select(Post).where(Post.id == bindparam(_POST), _visible(signed_in=True))
     if lock is Lock.KEY_SHARE:
         query = query.with_for_update(read=True, key_share=True)
     else:
         query = query.with_for_update()
-    return await session.scalar(
-        query.execution_options(populate_existing=True), {_VIEWER: viewer_id}
-    )
+    return query.execution_options(populate_existing=True)
 
 
 async def add(session: AsyncSession, post: Post) -> Post:

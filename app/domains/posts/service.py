@@ -38,7 +38,9 @@ async def read_post(session: AsyncSession, post_id: int, viewer: User | None) ->
 async def create_post(session: AsyncSession, owner: User, data: PostCreate) -> PostRead:
     post = await repository.add(session, Post(owner_id=owner.id, **data.model_dump()))
     outbox.record(session, "post.created", {"post_id": post.id, "owner_id": owner.id})
-    return await read_post(session, post.id, owner)
+    # Nobody can have voted for it yet: the answer needs no query.
+    columns = {column.key: getattr(post, column.key) for column in Post.__table__.columns}
+    return PostRead.model_validate(columns | {"votes": 0, "voted": False})
 
 
 async def update_post(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from sqlalchemy import ColumnElement, delete, exists, func, select
@@ -30,16 +31,19 @@ def cast_by(post_id: PostIdColumn, viewer_id: ColumnElement[int]) -> ColumnEleme
     return exists().where(Vote.post_id == post_id, Vote.user_id == viewer_id)
 
 
-async def add(session: AsyncSession, *, user_id: int, post_id: int) -> bool:
-    """Insert the vote unless it exists; True when a row was added."""
-    dialect = session.get_bind().dialect.name
-    statement = (
+@functools.cache
+def _insert_unless_present(dialect: str) -> Any:
+    return (
         _INSERTS[dialect](Vote)
-        .values(user_id=user_id, post_id=post_id)
         .on_conflict_do_nothing(index_elements=[Vote.user_id, Vote.post_id])
         .returning(Vote.post_id)  # a row comes back only when one was inserted
     )
-    return await session.scalar(statement) is not None
+
+
+async def add(session: AsyncSession, *, user_id: int, post_id: int) -> bool:
+    """Insert the vote unless it exists; True when a row was added."""
+    statement = _insert_unless_present(session.get_bind().dialect.name)
+    return await session.scalar(statement, {"user_id": user_id, "post_id": post_id}) is not None
 
 
 async def remove(session: AsyncSession, *, user_id: int, post_id: int) -> bool:
