@@ -18,7 +18,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
 .DEFAULT_GOAL := help
-.PHONY: help install run worker test check lint format typecheck audit migrate revision clean
+.PHONY: help install run worker test bench check lint format typecheck audit migrate revision clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -47,6 +47,15 @@ test: install check $(OIDC_SERVER)/node_modules/.package-lock.json ## Lint, type
 	$(RUN) coverage run -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 	$(RUN) coverage combine --quiet
 	$(RUN) coverage report $(COVERAGE_OMIT)
+
+# The load generator, from Debian's packages when it is missing.
+WRK := $(shell command -v wrk 2>/dev/null)
+
+bench: install ## Measure the main paths against a bare FastAPI app: bench/REPORT.md (QUICK=1: one short round)
+ifeq ($(WRK),)
+	apt-get update -qq && apt-get install -y -qq wrk
+endif
+	$(RUN) python -m bench.run $(if $(QUICK),--quick)
 
 check: lint typecheck ## Lint and type-check without running tests
 
