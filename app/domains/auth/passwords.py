@@ -7,6 +7,9 @@ allocating unbounded memory (OWASP Password Storage Cheat Sheet).
 
 from __future__ import annotations
 
+import contextlib
+import os
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -43,6 +46,23 @@ class LegacyBcryptHasher(BcryptHasher):
         return super().verify(raw[:BCRYPT_MAX_BYTES], hash)
 
 
+# The niceness of a thread that hashes: seconds of argon2 work on every core would otherwise
+# take the event loop's share of the CPU, and every other request would wait on logins.
+HASHING_NICENESS = 10
+
+
+def _yielding_to_the_event_loop(function: Callable[..., _T], *args: Any) -> _T:
+    """Run `function` in this worker thread at a lower priority than the event loop's.
+
+    Linux schedules threads, so the niceness is this thread's own. It stays with the pool
+    thread, which may later run other blocking work: work that is off the event loop too.
+    Where a thread id is not a scheduling target (not Linux), nothing changes.
+    """
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASHING_NICENESS)
+    return function(*args)
+
+
 class PasswordHasher:
     """Hash and verify passwords off the event loop, at most `concurrency` at a time."""
 
@@ -77,7 +97,7 @@ class PasswordHasher:
 
     async def _run(self, function: Callable[..., _T], *args: Any) -> _T:
         limiter = None if _HOLDS_SLOT.get() else self._limiter
-        return await run_sync(function, *args, limiter=limiter)
+        return await run_sync(_yielding_to_the_event_loop, function, *args, limiter=limiter)
 
     async def hash(self, password: str) -> str:
         return await self._run(self._hash.hash, password)

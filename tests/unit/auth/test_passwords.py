@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
@@ -10,7 +11,7 @@ import pytest
 from anyio.to_thread import run_sync
 from pwdlib.hashers.bcrypt import BcryptHasher
 
-from app.domains.auth.passwords import PasswordHasher
+from app.domains.auth.passwords import HASHING_NICENESS, PasswordHasher
 from app.settings import AuthSettings
 
 PASSWORD = "correct horse battery staple"
@@ -91,3 +92,12 @@ async def test_no_more_than_the_configured_number_of_hashes_run_at_once(
         release.set()
 
     assert peak == 2
+
+
+async def test_hashing_threads_yield_the_cpu_to_the_event_loop() -> None:
+    hasher = PasswordHasher(_settings())
+
+    def niceness() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    assert await hasher._run(niceness) >= HASHING_NICENESS  # the event loop's thread: 0
