@@ -51,6 +51,7 @@ from bench import seed
 ROOT = Path(__file__).resolve().parent.parent
 WRK_SCRIPTS = ROOT / "bench" / "wrk"
 PYTHON = sys.executable
+PY_SPY = str(Path(sys.executable).with_name("py-spy"))
 CONNECTIONS = 16  # per scenario; the database pool (10 + 10 overflow) serves them all
 FLOOD_CONNECTIONS = 64
 SIGNED_IN_USERS = 32  # whose access tokens the authenticated scenarios take turns with
@@ -151,6 +152,7 @@ class Options:
     redis: str
     quick: bool
     only: frozenset[str] | None  # these measures (and the baseline) only
+    profile: bool  # after the rounds, where the API's time goes in each scenario (py-spy)
 
 
 # --- Pinning -------------------------------------------------------------------------
@@ -375,6 +377,37 @@ def _percentile(values: list[float], percent: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[percent - 1]
 
 
+# Where a sampled frame's file lies, by the first of these its path contains.
+PACKAGES = (
+    *("app", "fastapi", "starlette", "pydantic", "sqlalchemy", "psycopg", "redis", "limits"),
+    *("structlog", "logging", "prometheus_fastapi_instrumentator", "prometheus_client"),
+    *("asgi_correlation_id", "uvicorn", "anyio", "jwt", "json", "asyncio"),
+)
+
+
+def profile_shares(stacks: Path) -> dict[str, float]:
+    """The share of the event loop thread's samples whose innermost Python frame is in each
+    package; `event loop` is time in uvloop and httptools themselves (no Python frame)."""
+    counts: dict[str, int] = {}
+    for line in stacks.read_text().splitlines():
+        stack, _, samples = line.rpartition(" ")
+        frames = stack.split(";")
+        if not any("asyncio/runners.py" in frame for frame in frames):
+            continue  # another thread: argon2's, the thread pool's
+        innermost = frames[-1]
+        package = (
+            "event loop"
+            if "asyncio/runners.py" in innermost
+            else next(
+                (p for p in PACKAGES if f"/{p}/" in innermost or f"({p}/" in innermost), "other"
+            )
+        )
+        counts[package] = counts.get(package, 0) + int(samples)
+    total = sum(counts.values()) or 1
+    ranked = sorted(counts.items(), key=lambda item: -item[1])
+    return {package: count / total for package, count in ranked}
+
+
 def finished(process: subprocess.Popen[str]) -> Run:
     output, _ = process.communicate()
     if process.returncode != 0:
@@ -474,6 +507,29 @@ class Bench:
         only = self.options.only
         return [BASELINE.name, *(name for name in names if only is None or name in only)]
 
+    def profiles(self) -> dict[str, dict[str, float]]:
+        """Each scenario once more with py-spy sampling the API: the share of its samples
+        spent in each package (own time), and the raw stacks in the output folder. The
+        sampling slows the server, so these runs are not part of the figures."""
+        shares = {}
+        for scenario in SCENARIOS:
+            if scenario.name not in self.measures():
+                continue
+            stacks = self.options.output / f"profile-{scenario.name}.txt"
+            sampler = subprocess.Popen(
+                [
+                    *(PY_SPY, "record", "--pid", str(self.api.process.pid), "--rate", "100"),
+                    *("--duration", str(self.options.seconds), "--format", "raw"),
+                    *("--output", str(stacks)),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            self.scenario(scenario, self.options.seconds)
+            sampler.wait(timeout=60)
+            shares[scenario.name] = profile_shares(stacks)
+        return shares
+
     def warm_up(self) -> None:
         for scenario in (BASELINE, *SCENARIOS):
             if scenario.name in self.measures():
@@ -501,6 +557,7 @@ def main(argv: list[str] | None = None) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="bench-"))
     key_prefix = f"bench-{uuid.uuid4().hex[:12]}"
     started = datetime.now(UTC)
+    options.output.mkdir(parents=True, exist_ok=True)
     try:
         with seed.own_database(options.postgres) as database_url:
             print("seeding", flush=True)
@@ -537,12 +594,13 @@ def main(argv: list[str] | None = None) -> None:
                 # The thread pool's idle threads (argon2 ran in them) exit after 10 s.
                 time.sleep(IDLE_THREADS_EXIT_SECONDS)
                 rss["settled"] = api.rss_mib()
+                profiles = bench.profiles() if options.profile else {}
                 server_versions = _server_versions(database_url, options.redis)
             report = _report(options, rounds, rss, started, pin, services_pinned, server_versions)
+            report["profiles"] = profiles
     finally:
         _delete_keys(options.redis, key_prefix)
         shutil.rmtree(workdir, ignore_errors=True)
-    options.output.mkdir(parents=True, exist_ok=True)
     (options.output / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     (options.output / "REPORT.md").write_text(_markdown(report))
     print(_markdown(report))
@@ -556,6 +614,11 @@ def _options(argv: list[str] | None) -> Options:
     parser.add_argument("--output", type=Path)
     parser.add_argument(
         "--only", help="comma-separated measures to run (with the baseline), for profiling"
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="after the rounds, sample the API with py-spy during each scenario once more",
     )
     args = parser.parse_args(argv)
     quick = bool(args.quick)
@@ -571,6 +634,7 @@ def _options(argv: list[str] | None) -> Options:
         redis=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"),
         quick=quick,
         only=frozenset(args.only.split(",")) if args.only else None,
+        profile=bool(args.profile),
     )
 
 
@@ -773,7 +837,25 @@ def _markdown(report: dict[str, Any]) -> str:
         f"{rss['settled']:.0f} | - | < {RSS_TARGET_MIB:.0f} | {_mark(rss['met'])} |",
         "",
     ]
+    if report["profiles"]:
+        lines += _profile_table(report["profiles"])
     return "\n".join(lines)
+
+
+def _profile_table(profiles: dict[str, dict[str, float]]) -> list[str]:
+    """Each scenario's largest packages by own time on the event loop thread."""
+    lines = [
+        "Where the API's event loop thread spends its time, by the package of the innermost "
+        "Python frame (py-spy, 100 samples a second, one extra run per scenario; raw stacks "
+        "in `profile-*.txt`):",
+        "",
+        "| Scenario | Largest shares |",
+        "|---|---|",
+    ]
+    for name, shares in profiles.items():
+        top = ", ".join(f"{package} {share:.0%}" for package, share in list(shares.items())[:9])
+        lines.append(f"| {name} | {top} |")
+    return [*lines, ""]
 
 
 if __name__ == "__main__":
