@@ -55,7 +55,7 @@ bench: install ## Measure the main paths against a bare FastAPI app: bench/REPOR
 ifeq ($(WRK),)
 	apt-get update -qq && apt-get install -y -qq wrk
 endif
-	$(RUN) python -m bench.run $(if $(QUICK),--quick)
+	$(RUN) python -m bench.run $(if $(QUICK),--quick) $(if $(PROFILE),--profile)
 
 check: lint typecheck ## Lint and type-check without running tests
 
