@@ -102,7 +102,8 @@ class MemoryCounter:
         self.strategy = strategy
 
     async def hit(self, limit: RateLimitItem, policy: str, key: str) -> Count:
-        # No await between the two calls reaches another task: they count and report as one.
+        # The decision is `hit`'s own, and atomic. The window read after it may already count
+        # a concurrent request (rarely, in process), which only shifts the headers by one.
         allowed = await self.strategy.hit(limit, policy, key)
         stats = await self.strategy.get_window_stats(limit, policy, key)
         return Count(allowed, stats.remaining, stats.reset_time - time.time())
