@@ -7,6 +7,29 @@ capped exponential backoff, and after `max_attempts` to `failed` (the dead lette
 where an operator can replay it. A queued event whose job vanished (worker killed, Redis
 flushed) is reaped back to `pending` once its lock expires. Handlers must be idempotent:
 an event can be handed over more than once; `first_time()` records an effect per event.
+
+Processing works on batches. A dispatcher pass (`dispatch`) claims due events and hands
+each batch to one job (an ARQ job in the worker, a direct call in the embedded relay), which
+calls `process`:
+
+1. Start: one statement locks the batch's rows that are still `queued` (SKIP LOCKED), counts
+   an attempt of each and renews its lock, and commits before any handler runs. An attempt
+   that never returns (a hang, a killed worker) has therefore counted towards the dead
+   letter, and an event another job holds, or one already finished, is left alone.
+2. Run: the handlers run one after another in a transaction that locks those rows again,
+   each handler in a savepoint (a failure rolls back its work only) and cut off after half
+   the job timeout. The outcomes (completed; retry after a backoff; dead letter) are written
+   in that transaction, which commits once it has run handlers for
+   `COMMIT_INTERVAL_SECONDS`, or at the end; the next one goes on with the rest. Outcomes
+   are reported (metrics, logs, Sentry) after their commit.
+3. Stop: no handler starts after the first half of the job timeout, after `stop` is set
+   (the relay shutting down) or once the job is cancelled (shutdown, the job timeout; a
+   cancellation also cuts off the running handler, as an interrupted attempt). The
+   outcomes so far commit, and the events no handler ran for go back to `pending` at once,
+   their attempt uncounted.
+
+First attempts share a batch; an event attempted before is claimed as a batch of its own,
+so that if its handler kills the worker, it costs no other event an attempt again.
 """
 
 from __future__ import annotations
@@ -14,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -140,8 +164,9 @@ async def first_time(session: AsyncSession, event: OutboxEvent, effect: str) -> 
     return await session.scalar(statement) is not None
 
 
-# The dispatcher hands a claimed event to this: an ARQ enqueue, or the in-process relay.
-Enqueue = Callable[[int], Awaitable[None]]
+# The dispatcher hands each claimed batch (event ids) to this: an ARQ enqueue in the worker,
+# `process` itself in the embedded relay.
+Enqueue = Callable[[list[int]], Awaitable[None]]
 
 
 async def reap(session: AsyncSession, settings: OutboxSettings, now: datetime) -> list[Settled]:
@@ -149,7 +174,7 @@ async def reap(session: AsyncSession, settings: OutboxSettings, now: datetime) -
 
     They go back to pending, or to the dead letter once their attempts are used up (each
     attempt is counted when it starts, so a handler that hangs or kills its worker uses
-    them up too). Rows a running handler holds are skipped, never waited for.
+    them up too). Rows a running job holds are skipped, never waited for.
     """
     expired = (
         select(OutboxEvent.id)
@@ -177,37 +202,38 @@ async def reap(session: AsyncSession, settings: OutboxSettings, now: datetime) -
 
 
 _LOST = "its job never finished (worker stopped, timed out, or the queue lost it)"
+_INTERRUPTED = "interrupted before it finished"
 
 
-async def claim(session: AsyncSession, settings: OutboxSettings, now: datetime) -> list[int]:
-    """Mark due events `queued`, oldest first, and return their ids.
+async def claim(session: AsyncSession, settings: OutboxSettings, now: datetime) -> list[list[int]]:
+    """Mark due events `queued`, oldest first, and return them as the batches to hand over.
 
-    `SKIP LOCKED` lets dispatchers run side by side on PostgreSQL without taking the same
-    event; SQLite runs one write transaction at a time anyway.
+    First attempts go together, in one batch. An event that was attempted before goes on its
+    own: if its last attempt killed its worker, the next one then costs no other event an
+    attempt. `SKIP LOCKED` lets dispatchers run side by side on PostgreSQL without taking
+    the same event; SQLite runs one write transaction at a time anyway.
     """
     due = (
-        (
-            await session.execute(
-                select(OutboxEvent.id)
-                .where(OutboxEvent.status == OutboxStatus.PENDING, OutboxEvent.available_at <= now)
-                .order_by(OutboxEvent.id)
-                .limit(settings.batch_size)
-                .with_for_update(skip_locked=True)
-            )
+        await session.execute(
+            select(OutboxEvent.id, OutboxEvent.attempts)
+            .where(OutboxEvent.status == OutboxStatus.PENDING, OutboxEvent.available_at <= now)
+            .order_by(OutboxEvent.id)
+            .limit(settings.batch_size)
+            .with_for_update(skip_locked=True)
         )
-        .scalars()
-        .all()
-    )
+    ).all()
     if due:
         await session.execute(
             update(OutboxEvent)
-            .where(OutboxEvent.id.in_(due))
+            .where(OutboxEvent.id.in_([event_id for event_id, _ in due]))
             .values(
                 status=OutboxStatus.QUEUED,
                 locked_until=now + timedelta(seconds=settings.visibility_timeout_seconds),
             )
         )
-    return list(due)
+    first_attempts = [event_id for event_id, attempts in due if attempts == 0]
+    retries = [[event_id] for event_id, attempts in due if attempts > 0]
+    return ([first_attempts] if first_attempts else []) + retries
 
 
 async def dispatch(
@@ -217,102 +243,244 @@ async def dispatch(
     *,
     stop: asyncio.Event | None = None,
 ) -> int:
-    """One dispatcher pass: reap expired locks, then claim and hand over due events batch
-    by batch until a batch comes back short (or `max_batches_per_pass` were taken), so a
-    backlog drains in one pass instead of one batch per interval."""
+    """One dispatcher pass: reap expired locks, then claim due events, `batch_size` at a
+    time, and hand them over, until a claim comes back short (or `max_batches_per_pass`
+    were taken), so a backlog drains in one pass instead of one claim per interval.
+    Returns the number of events claimed."""
     handed = 0
-    for batch in range(settings.max_batches_per_pass):
+    for round_ in range(settings.max_batches_per_pass):
         async with database.sessionmaker() as session:
             now = utcnow()
-            reaped = await reap(session, settings, now) if batch == 0 else []
-            claimed = await claim(session, settings, now)
+            reaped = await reap(session, settings, now) if round_ == 0 else []
+            batches = await claim(session, settings, now)
             await session.commit()
         for settled in reaped:
             settled.report()
-        for event_id in claimed:
-            await enqueue(event_id)
-        handed += len(claimed)
-        if len(claimed) < settings.batch_size or (stop is not None and stop.is_set()):
+        for batch in batches:
+            await enqueue(batch)
+        claimed = sum(map(len, batches))
+        handed += claimed
+        if claimed < settings.batch_size or (stop is not None and stop.is_set()):
             break
     return handed
 
 
-async def process(database: Database, event_id: int, context: HandlerContext) -> None:
-    """Run a queued event's handler; complete it, or schedule its retry.
+# A transaction that runs handlers commits once it has run them for this long, and at the
+# end of the batch: fast handlers share a commit, while a slow one commits on its own, so no
+# transaction holds row locks (on SQLite, the write lock) or uncommitted effects for long.
+COMMIT_INTERVAL_SECONDS = 0.1
 
-    First, in a transaction of its own, the attempt is counted and the lock renewed, so an
-    attempt that never returns (a hang, a killed worker) still counts towards the dead
-    letter. Then the handler runs, in a savepoint, and the outcome commits with its work.
-    Anything but a `queued` event is left alone: a stale job for an event already done, or
-    one waiting out its backoff, does nothing.
+
+async def process(
+    database: Database,
+    event_ids: Sequence[int],
+    context: HandlerContext,
+    *,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Run the handlers of a claimed batch, in the steps the module's docstring describes.
+
+    Cancelled (shutdown, the job timeout), it cuts off the running handler, commits what
+    finished and hands the rest back at once, then lets the cancellation through. Once
+    `stop` is set, it starts no further handler and hands the rest back.
     """
-    settings = context.settings.outbox
-    with _tracer.start_as_current_span(
-        "outbox event", kind=trace.SpanKind.CONSUMER, attributes={"outbox.event_id": event_id}
-    ) as span:
-        async with database.sessionmaker() as session:
-            event = await _lock_queued(session, event_id)
-            if event is None:
-                return
-            event.attempts += 1
-            event.locked_until = utcnow() + timedelta(seconds=settings.visibility_timeout_seconds)
+    job = _Job(database, context, stop)
+    running = asyncio.create_task(job.run(event_ids))
+    try:
+        await asyncio.shield(running)
+    except asyncio.CancelledError:
+        job.interrupt()
+        await asyncio.shield(running)
+        raise
+
+
+class _Job:
+    """One `process` call: the attempts it started, run in transactions of their own until
+    every one has an outcome or the job stops."""
+
+    def __init__(
+        self, database: Database, context: HandlerContext, stop: asyncio.Event | None
+    ) -> None:
+        self.database = database
+        self.context = context
+        self.settings = context.settings.outbox
+        self.stop = stop
+        self.loop = asyncio.get_running_loop()
+        # A handler may run for half the job timeout, and none starts after the first half,
+        # so a job is done before the worker's job timeout would cut it off.
+        self.handler_seconds = self.settings.job_timeout_seconds / 2
+        self.last_start = self.loop.time() + self.handler_seconds
+        self.interrupted = False
+        self.handler_timeout: asyncio.Timeout | None = None
+
+    def interrupt(self) -> None:
+        """Cut off the handler running, if any, and start no other."""
+        self.interrupted = True
+        running = self.handler_timeout
+        if running is not None and not running.expired():  # not cut off already
+            running.reschedule(self.loop.time())
+
+    def stopping(self) -> bool:
+        return (
+            self.interrupted
+            or self.loop.time() >= self.last_start
+            or (self.stop is not None and self.stop.is_set())
+        )
+
+    async def run(self, event_ids: Sequence[int]) -> None:
+        events = await _start(self.database, event_ids, self.settings)
+        while events:
+            events = await self._run_some(events)
+
+    async def _run_some(self, events: list[OutboxEvent]) -> list[OutboxEvent]:
+        """Run handlers in one transaction until the commit interval is up or the job stops;
+        commit their outcomes, and return the events still to run."""
+        outcomes: list[Settled] = []
+        async with self.database.sessionmaker() as session:
+            held = await _hold(session, events)
+            # An event whose attempts moved on is another job's now (reaped and claimed again).
+            left = deque(event for event in events if held.get(event.id) == event.attempts)
+            opened = self.loop.time()
+            while left and not self.stopping():
+                outcomes.append(await self._run_one(session, left.popleft()))
+                if self.loop.time() - opened >= COMMIT_INTERVAL_SECONDS:
+                    break
+            stopped = self.stopping()
+            await _record(session, outcomes, hand_back=list(left) if stopped else [])
             await session.commit()
-        span.update_name(f"outbox {event.topic}")
-        span.set_attribute("outbox.attempt", event.attempts)
-        for link in links_to(event.trace_context):
-            span.add_link(link.context)
-        await _run_handler(database, event_id, context)
+        for outcome in outcomes:
+            outcome.report()
+        return [] if stopped else list(left)
 
-
-async def _run_handler(database: Database, event_id: int, context: HandlerContext) -> None:
-    settings = context.settings.outbox
-    async with database.sessionmaker() as session:
-        event = await _lock_queued(session, event_id)
-        if event is None:  # pragma: no cover - only when another job took it in between
-            return
+    async def _run_one(self, session: AsyncSession, event: OutboxEvent) -> Settled:
         run = _HANDLERS.get(event.topic)
-        try:
-            if run is None:
-                raise LookupError(f"no handler is registered for topic {event.topic!r}")
-            async with session.begin_nested():  # a failed handler leaves nothing behind
-                await run(session, event, context)
-        except Exception as exc:
-            span = trace.get_current_span()
-            span.set_status(StatusCode.ERROR)
-            span.set_attribute("error.type", type(exc).__name__)
-            settled = _fail(event, f"{type(exc).__name__}: {exc}", settings, permanent=run is None)
-        else:
-            event.status, event.processed_at, event.locked_until = (
-                OutboxStatus.COMPLETED,
-                utcnow(),
-                None,
-            )
-            settled = Settled(event.id, event.topic, event.attempts, OutboxStatus.COMPLETED)
-        await session.commit()
-    settled.report()
+        cut_off = asyncio.timeout(None)  # set when the handler starts
+        with _tracer.start_as_current_span(
+            f"outbox {event.topic}",
+            kind=trace.SpanKind.CONSUMER,
+            attributes={"outbox.event_id": event.id, "outbox.attempt": event.attempts},
+            links=links_to(event.trace_context),
+        ) as span:
+            try:
+                if run is None:
+                    raise LookupError(f"no handler is registered for topic {event.topic!r}")
+                async with session.begin_nested():  # a failed handler leaves nothing behind
+                    await self._call(run, session, event, cut_off)
+            except Exception as exc:
+                span.set_status(StatusCode.ERROR)
+                span.set_attribute("error.type", type(exc).__name__)
+                error = self._error(exc, cut_off)
+                return _failed(event, error, self.settings, permanent=run is None)
+        return Settled(event.id, event.topic, event.attempts, OutboxStatus.COMPLETED)
+
+    async def _call(
+        self, run: Handler, session: AsyncSession, event: OutboxEvent, cut_off: asyncio.Timeout
+    ) -> None:
+        """Run the handler under `cut_off`, which `interrupt` brings forward to now."""
+        async with cut_off:
+            self.handler_timeout = cut_off
+            # Interrupted while the savepoint was being opened: cut off at once.
+            cut_off.reschedule(self.loop.time() + (0 if self.interrupted else self.handler_seconds))
+            try:
+                await run(session, event, self.context)
+            finally:
+                self.handler_timeout = None
+
+    def _error(self, exc: Exception, cut_off: asyncio.Timeout) -> str:
+        if cut_off.expired():  # the job cut the handler off; not a timeout of its own
+            if self.interrupted:
+                return _INTERRUPTED
+            return f"timed out after {self.handler_seconds:g} s"
+        return f"{type(exc).__name__}: {exc}"
 
 
-async def _lock_queued(session: AsyncSession, event_id: int) -> OutboxEvent | None:
-    return await session.scalar(
-        select(OutboxEvent)
-        .where(OutboxEvent.id == event_id, OutboxEvent.status == OutboxStatus.QUEUED)
-        .with_for_update(skip_locked=True)  # another worker has it in hand: leave it
-        .execution_options(populate_existing=True)
+async def _start(
+    database: Database, event_ids: Sequence[int], settings: OutboxSettings
+) -> list[OutboxEvent]:
+    """Count an attempt of each event that is still `queued` and renew its lock, in one
+    statement committed before any handler runs: an attempt that never returns (a hang, a
+    killed worker) still counts towards the dead letter. Anything else is left alone: an
+    event another job holds, or one already finished or waiting out its backoff."""
+    still_queued = (
+        select(OutboxEvent.id)
+        .where(OutboxEvent.id.in_(event_ids), OutboxEvent.status == OutboxStatus.QUEUED)
+        .with_for_update(skip_locked=True)  # another job has it in hand: leave it
     )
+    async with database.sessionmaker() as session:
+        started = await session.scalars(
+            update(OutboxEvent)
+            .where(OutboxEvent.id.in_(still_queued.scalar_subquery()))
+            .values(
+                attempts=OutboxEvent.attempts + 1,
+                locked_until=utcnow() + timedelta(seconds=settings.visibility_timeout_seconds),
+            )
+            .returning(OutboxEvent)
+        )
+        events = sorted(started, key=lambda event: event.id)
+        await session.commit()
+    return events
 
 
-def _fail(event: OutboxEvent, error: str, settings: OutboxSettings, *, permanent: bool) -> Settled:
+async def _hold(session: AsyncSession, events: Sequence[OutboxEvent]) -> dict[int, int]:
+    """Lock the events that are still `queued` for this transaction; their attempts by id."""
+    rows = await session.execute(
+        select(OutboxEvent.id, OutboxEvent.attempts)
+        .where(
+            OutboxEvent.id.in_([event.id for event in events]),
+            OutboxEvent.status == OutboxStatus.QUEUED,
+        )
+        .with_for_update(skip_locked=True)
+    )
+    return dict(rows.all())
+
+
+async def _record(
+    session: AsyncSession, outcomes: Sequence[Settled], hand_back: Sequence[OutboxEvent]
+) -> None:
+    """Write the outcomes of handler runs, and hand back the events no handler ran for:
+    pending at once, their attempt uncounted."""
+    completed = [o.event_id for o in outcomes if o.status is OutboxStatus.COMPLETED]
+    if completed:
+        await session.execute(
+            update(OutboxEvent)
+            .where(OutboxEvent.id.in_(completed))
+            .values(status=OutboxStatus.COMPLETED, processed_at=utcnow(), locked_until=None)
+        )
+    for outcome in outcomes:
+        if outcome.status is not OutboxStatus.COMPLETED:
+            await session.execute(
+                update(OutboxEvent)
+                .where(OutboxEvent.id == outcome.event_id)
+                .values(
+                    status=outcome.status,
+                    # A retry waits out its backoff; the dead letter keeps the time it had.
+                    available_at=outcome.retry_at or OutboxEvent.available_at,
+                    last_error=(outcome.error or "")[:2000],
+                    locked_until=None,
+                )
+            )
+    if hand_back:
+        await session.execute(
+            update(OutboxEvent)
+            .where(OutboxEvent.id.in_([event.id for event in hand_back]))
+            .values(
+                status=OutboxStatus.PENDING,
+                attempts=OutboxEvent.attempts - 1,
+                locked_until=None,
+            )
+        )
+
+
+def _failed(
+    event: OutboxEvent, error: str, settings: OutboxSettings, *, permanent: bool
+) -> Settled:
     """Back to pending after a backoff, or to the dead letter. The attempt is already counted."""
-    event.last_error = error[:2000]
-    event.locked_until = None
     if permanent or event.attempts >= settings.max_attempts:
-        event.status = OutboxStatus.FAILED
-    else:
-        backoff = min(settings.retry_cap_seconds, settings.retry_base_seconds * 2**event.attempts)
-        jitter = random.uniform(0.5, 1.0)  # noqa: S311 - spreads retries, not a secret
-        event.status = OutboxStatus.PENDING
-        event.available_at = utcnow() + timedelta(seconds=backoff * jitter)
-    return Settled(event.id, event.topic, event.attempts, event.status, error)
+        return Settled(event.id, event.topic, event.attempts, OutboxStatus.FAILED, error)
+    backoff = min(settings.retry_cap_seconds, settings.retry_base_seconds * 2**event.attempts)
+    jitter = random.uniform(0.5, 1.0)  # noqa: S311 - spreads retries, not a secret
+    retry_at = utcnow() + timedelta(seconds=backoff * jitter)
+    return Settled(event.id, event.topic, event.attempts, OutboxStatus.PENDING, error, retry_at)
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,6 +493,7 @@ class Settled:
     attempts: int
     status: OutboxStatus
     error: str | None = None
+    retry_at: datetime | None = None  # when a retry is due
 
     def report(self) -> None:
         result = _RESULTS[self.status]
@@ -353,20 +522,17 @@ _RESULTS = {
 async def relay(database: Database, context: HandlerContext, stop: asyncio.Event) -> None:
     """The embedded mode's worker: dispatch and handle events in this process until `stop`.
 
-    It goes through the same claim and process steps as the ARQ worker, handing each event
-    straight to `process` instead of to a queue.
+    It goes through the same claim and process steps as the ARQ worker, handing each batch
+    straight to `process` instead of to a queue. Once `stop` is set, the batch in hand stops
+    after its running handler, and the rest of the pass goes back at once (`release`).
     """
     settings = context.settings.outbox
 
-    async def handle_now(event_id: int) -> None:
-        if stop.is_set():  # shutting down mid-pass: the rest go back at once
-            await release(database, event_id, settings)
-            return
-        try:
-            async with asyncio.timeout(settings.job_timeout_seconds):  # as the worker's jobs
-                await process(database, event_id, context)
-        except TimeoutError:
-            await release(database, event_id, settings)
+    async def handle_now(event_ids: list[int]) -> None:
+        if stop.is_set():
+            await release(database, event_ids)
+        else:
+            await process(database, event_ids, context, stop=stop)
 
     failing = False
     while not stop.is_set():
@@ -385,20 +551,16 @@ async def relay(database: Database, context: HandlerContext, stop: asyncio.Event
                 await asyncio.wait_for(stop.wait(), settings.dispatch_interval_seconds)
 
 
-async def release(database: Database, event_id: int, settings: OutboxSettings) -> None:
-    """Hand back an event whose job was interrupted (worker shutdown, job timeout): it is
-    retried after its backoff, or dead-lettered if that was its last attempt."""
+async def release(database: Database, event_ids: Sequence[int]) -> None:
+    """Hand back claimed events that no job started (the relay stopping mid-pass): they are
+    pending again at once, their attempts as they were."""
     async with database.sessionmaker() as session:
-        event = await session.scalar(
-            select(OutboxEvent)
-            .where(OutboxEvent.id == event_id, OutboxEvent.status == OutboxStatus.QUEUED)
-            .with_for_update()
+        await session.execute(
+            update(OutboxEvent)
+            .where(OutboxEvent.id.in_(event_ids), OutboxEvent.status == OutboxStatus.QUEUED)
+            .values(status=OutboxStatus.PENDING, locked_until=None)
         )
-        if event is None:
-            return
-        settled = _fail(event, "interrupted before it finished", settings, permanent=False)
         await session.commit()
-    settled.report()
 
 
 async def replay(session: AsyncSession, event_ids: Sequence[int] | None = None) -> list[int]:

@@ -191,10 +191,15 @@ class OutboxSettings(BaseSettings):
     # How often the dispatcher looks for due events (worker cron, or the embedded relay);
     # a divisor of 60, so the cron ticks evenly.
     dispatch_interval_seconds: Literal[1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60] = 1
+    # Events one claim takes: the first attempts among them go to one job together, and
+    # each retry to a job of its own.
     batch_size: int = Field(default=100, ge=1, le=10_000)
-    # A pass keeps claiming full batches up to this many, so a backlog drains quickly.
+    # A pass keeps claiming while claims come back full, up to this many claims, so a
+    # backlog drains quickly.
     max_batches_per_pass: int = Field(default=50, ge=1)
-    # A job running longer is cancelled (and counts as a failed attempt).
+    # How long a batch's job may run: each handler is cut off after half of it (a failed
+    # attempt), and none starts after the first half (the rest go back uncounted). In the
+    # worker, also ARQ's job timeout.
     job_timeout_seconds: int = Field(default=60, ge=1)
     # A queued event whose job has not finished by then is queued again (worker killed,
     # Redis flushed). Longer than the job timeout, so a running job is never reaped.

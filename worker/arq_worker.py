@@ -1,4 +1,4 @@
-"""ARQ wiring: a cron job that dispatches due outbox events, and the job that processes one.
+"""ARQ wiring: a cron job that dispatches due outbox events, and the job that processes a batch.
 
 Kept thin on purpose (ARQ is in maintenance mode upstream): swapping the queue means
 rewriting this module, not the outbox.
@@ -6,7 +6,8 @@ rewriting this module, not the outbox.
 
 from __future__ import annotations
 
-import asyncio
+import hashlib
+from collections.abc import Sequence
 from contextlib import ExitStack
 from typing import Any, ClassVar
 
@@ -27,11 +28,13 @@ from app.settings import Settings
 Context = dict[str, Any]
 
 
-def job_id(queue: str, event_id: int) -> str:
-    """The event's job: while one is queued or running, dispatching the event again adds
-    nothing (`keep_result = 0` frees the id when it ends, for a retry). The queue name is
-    part of every key the worker makes, so deployments sharing a Redis never meet."""
-    return f"{queue}:event:{event_id}"
+def job_id(queue: str, event_ids: Sequence[int]) -> str:
+    """The batch's job, named after its events: while it is queued or running, dispatching
+    the same batch again adds nothing (`keep_result = 0` frees the id when it ends). The
+    queue name is part of every key the worker makes, so deployments sharing a Redis never
+    meet."""
+    digest = hashlib.blake2b(",".join(map(str, event_ids)).encode(), digest_size=16)
+    return f"{queue}:batch:{digest.hexdigest()}"
 
 
 def worker_settings(settings: Settings) -> type[Any]:
@@ -59,27 +62,23 @@ def worker_settings(settings: Settings) -> type[Any]:
         await ctx["database"].dispose()
 
     async def dispatch_outbox(ctx: Context) -> int:
-        async def enqueue(event_id: int) -> None:
+        async def enqueue(event_ids: list[int]) -> None:
             await ctx["redis"].enqueue_job(
-                "process_outbox_event",
-                event_id,
-                _job_id=job_id(config.queue_name, event_id),
+                "process_outbox_events",
+                event_ids,
+                _job_id=job_id(config.queue_name, event_ids),
                 _queue_name=config.queue_name,
             )
 
         return await outbox.dispatch(ctx["database"], config, enqueue)
 
-    async def process_outbox_event(ctx: Context, event_id: int) -> None:
-        try:
-            await outbox.process(ctx["database"], event_id, ctx["context"])
-        except asyncio.CancelledError:
-            # Shutdown (SIGTERM) or the job timeout: hand the event back now, not after the
-            # visibility timeout. The handler's transaction has been rolled back.
-            await asyncio.shield(outbox.release(ctx["database"], event_id, config))
-            raise
+    async def process_outbox_events(ctx: Context, event_ids: list[int]) -> None:
+        # Cancelled (shutdown, or the job timeout), `process` keeps what finished and hands
+        # the rest of the batch back at once, not after the visibility timeout.
+        await outbox.process(ctx["database"], event_ids, ctx["context"])
 
     class WorkerSettings:
-        functions: ClassVar = [func(process_outbox_event, name="process_outbox_event")]
+        functions: ClassVar = [func(process_outbox_events, name="process_outbox_events")]
         cron_jobs: ClassVar = [
             cron(
                 dispatch_outbox,
@@ -94,8 +93,8 @@ def worker_settings(settings: Settings) -> type[Any]:
         redis_settings = arq_redis
         queue_name = config.queue_name
         max_tries = 1  # retries are the outbox's: backoff, attempts and the dead letter
-        # A job cancelled by shutdown is not kept for a retry: release() already handed its
-        # event back, and a kept job would hold the event's job id until it is dropped.
+        # A job cancelled by shutdown is not kept for a retry: process() already handed its
+        # events back, and a kept job would hold the batch's job id until it is dropped.
         retry_jobs = False
         job_timeout = config.job_timeout_seconds
         keep_result = 0

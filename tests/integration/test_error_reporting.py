@@ -166,7 +166,7 @@ async def test_an_outbox_event_that_fails_for_good_is_reported(
         await session.commit()
     await outbox.dispatch(database, settings.outbox, _no_queue)
     # No handler for the topic: a permanent failure, straight to the dead letter.
-    await outbox.process(database, event.id, HandlerContext(settings, LogMailer()))
+    await outbox.process(database, [event.id], HandlerContext(settings, LogMailer()))
     sentry_sdk.flush()
 
     items = [item for p in ingest.payloads() for item in Envelope.deserialize(p).items]
@@ -177,5 +177,5 @@ async def test_an_outbox_event_that_fails_for_good_is_reported(
     assert report["extra"]["event_id"] == event.id
 
 
-async def _no_queue(event_id: int) -> None:
+async def _no_queue(event_ids: list[int]) -> None:
     """Dispatching only claims here; the test processes the event itself."""

@@ -359,9 +359,9 @@ async def test_handler_runs_are_counted_by_topic_and_result(
     async def drain() -> list[int]:
         handed: list[int] = []
 
-        async def handle(event_id: int) -> None:
-            handed.append(event_id)
-            await outbox.process(database, event_id, context)
+        async def handle(event_ids: list[int]) -> None:
+            handed.extend(event_ids)
+            await outbox.process(database, event_ids, context)
 
         await outbox.dispatch(database, settings.outbox, handle)
         return handed

@@ -7,8 +7,9 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from limits import RateLimitItem
+from limits import RateLimitItem, parse
 from pydantic import ValidationError
+from redis.asyncio import Redis
 from starlette.requests import Request
 
 from app.rate_limit import (
@@ -17,6 +18,7 @@ from app.rate_limit import (
     Count,
     RateLimit,
     RateLimiter,
+    RedisCounter,
     StoreUnavailable,
     client_address,
 )
@@ -116,3 +118,27 @@ async def test_an_outage_is_logged_once_and_its_end_once(caplog: pytest.LogCaptu
         "read:allowed": 2,
     }
     await limiter.close()
+
+
+@pytest.mark.parametrize(
+    ("strategy", "keys"),
+    [
+        ("fixed-window", ["p:read:3/60s:ip:1"]),
+        ("moving-window", ["p:read:3/60s:ip:1"]),
+        ("sliding-window-counter", ["p:read:3/60s:ip:1:previous", "p:read:3/60s:ip:1:current"]),
+    ],
+)
+async def test_a_redis_counter_makes_one_script_call(strategy: str, keys: list[str]) -> None:
+    calls: list[tuple[list[str], list[int]]] = []
+
+    async def script(keys: list[str], args: list[int]) -> list[int]:
+        calls.append((keys, args))
+        return [1, 2, 59_500]
+
+    counter = RedisCounter(Redis(), strategy, "p")  # type: ignore[arg-type]  # a Literal
+    counter.script = script  # type: ignore[assignment]  # no server: the call is what is tested
+
+    count = await counter.hit(parse("3/minute"), "read", "ip:1")
+
+    assert count == Count(allowed=True, remaining=2, reset_seconds=59.5)
+    assert calls == [(keys, [3, 60_000])]

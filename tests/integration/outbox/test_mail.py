@@ -107,7 +107,7 @@ async def test_no_mail_for_an_account_deleted_before_its_event_ran(
         event.status = OutboxStatus.QUEUED  # as the dispatcher leaves it
         await session.commit()
 
-    await outbox.process(database, event.id, _context(inbox))
+    await outbox.process(database, [event.id], _context(inbox))
 
     assert inbox.to(email) == []
     async with database.sessionmaker() as session:

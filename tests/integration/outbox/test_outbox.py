@@ -1,4 +1,5 @@
-"""The outbox lifecycle: record, claim, process, retry, dead letter, reap and replay."""
+"""The outbox lifecycle: record, claim, process in batches, retry, dead letter, reap, hand
+back and replay."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from app.db import Database, utcnow
 from app.domains.users import service as users_service
 from app.domains.users.models import User
 from app.mail import LogMailer
-from app.outbox import HandlerContext, OutboxEvent, OutboxStatus
+from app.outbox import HandlerContext, OutboxEffect, OutboxEvent, OutboxStatus
 from tests.factories import unique_email
 from tests.support import counted_since, counters, make_settings, unused_port
 
@@ -49,12 +50,55 @@ async def _stops_relay(session: AsyncSession, event: OutboxEvent, context: Handl
 
 @outbox.handler("test.hangs")
 async def _hangs(session: AsyncSession, event: OutboxEvent, context: HandlerContext) -> None:
+    HANGING[-1].set()
     await asyncio.Event().wait()
+
+
+HANGING: list[asyncio.Event] = []  # set by a hanging handler once it runs; one a test
+
+
+@outbox.handler("test.effect")
+async def _effect(session: AsyncSession, event: OutboxEvent, context: HandlerContext) -> None:
+    assert await outbox.first_time(session, event, "effect")
+
+
+@outbox.handler("test.effect_then_fails")
+async def _effect_then_fails(
+    session: AsyncSession, event: OutboxEvent, context: HandlerContext
+) -> None:
+    assert await outbox.first_time(session, event, "effect")
+    raise RuntimeError("failed after its effect")
+
+
+JOBS: list[asyncio.Task[None]] = []
+
+
+@outbox.handler("test.cancels_its_job")
+async def _cancels_its_job(
+    session: AsyncSession, event: OutboxEvent, context: HandlerContext
+) -> None:
+    # The cancellation lands once this handler has returned, while the job records it.
+    asyncio.get_running_loop().call_soon(JOBS[-1].cancel)
+
+
+OBSERVED: list[Database] = []
+SEEN: list[dict[int, OutboxStatus]] = []
+
+
+@outbox.handler("test.observes")
+async def _observes(session: AsyncSession, event: OutboxEvent, context: HandlerContext) -> None:
+    """What a reader outside the job sees of this topic's events while this handler runs."""
+    async with OBSERVED[-1].reader() as outside:
+        rows = await outside.execute(
+            select(OutboxEvent.id, OutboxEvent.status).where(OutboxEvent.topic == event.topic)
+        )
+        SEEN.append(dict(rows.all()))
 
 
 @pytest.fixture(autouse=True)
 def _calls() -> Iterator[None]:
     CALLS.clear()
+    HANGING.append(asyncio.Event())
     yield
     CALLS.clear()
 
@@ -74,6 +118,19 @@ async def _record(database: Database, topic: str, count: int = 1, **fields: Any)
         return [event.id for event in events]
 
 
+async def _queued(database: Database, topic: str, count: int = 1, **fields: Any) -> list[int]:
+    """Events as a dispatcher leaves them: claimed, waiting for their job."""
+    return await _record(database, topic, count, status=OutboxStatus.QUEUED, **fields)
+
+
+async def _effects(database: Database, event_ids: list[int]) -> set[int]:
+    async with database.sessionmaker() as session:
+        rows = await session.scalars(
+            select(OutboxEffect.event_id).where(OutboxEffect.event_id.in_(event_ids))
+        )
+        return set(rows)
+
+
 async def _event(database: Database, event_id: int) -> OutboxEvent:
     async with database.sessionmaker() as session:
         return await session.get_one(OutboxEvent, event_id, populate_existing=True)
@@ -83,9 +140,9 @@ async def _drain(database: Database, context: HandlerContext) -> list[int]:
     """Claim everything due and process it at once: the embedded relay's pass."""
     handed: list[int] = []
 
-    async def handle(event_id: int) -> None:
-        handed.append(event_id)
-        await outbox.process(database, event_id, context)
+    async def handle(event_ids: list[int]) -> None:
+        handed.extend(event_ids)
+        await outbox.process(database, event_ids, context)
 
     await outbox.dispatch(database, context.settings.outbox, handle)
     return handed
@@ -134,8 +191,8 @@ async def test_a_claim_marks_events_queued_until_the_visibility_timeout(
     before = utcnow()
     handed: list[int] = []
 
-    async def keep(event_id: int) -> None:
-        handed.append(event_id)
+    async def keep(event_ids: list[int]) -> None:
+        handed.extend(event_ids)
 
     settings = _context(visibility_timeout_seconds=30, job_timeout_seconds=20).settings.outbox
     await outbox.dispatch(database, settings, keep)
@@ -152,7 +209,7 @@ async def test_a_completed_event_is_not_run_again(database: Database) -> None:
     context = _context()
 
     await _drain(database, context)
-    await outbox.process(database, event_id, context)  # a duplicate delivery
+    await outbox.process(database, [event_id], context)  # a duplicate delivery
 
     event = await _event(database, event_id)
     assert event.status is OutboxStatus.COMPLETED
@@ -229,6 +286,176 @@ async def test_a_poison_event_fails_while_a_hundred_others_complete(database: Da
     assert sorted(set(CALLS) & set(ok)) == ok
 
 
+async def test_first_attempts_are_claimed_as_one_batch_and_retries_alone(
+    database: Database,
+) -> None:
+    first = await _record(database, "test.ok", 3)
+    retries = await _record(database, "test.ok", 2, attempts=1)
+    batches: list[list[int]] = []
+
+    async def keep(event_ids: list[int]) -> None:
+        batches.append(event_ids)
+
+    assert await outbox.dispatch(database, _context().settings.outbox, keep) == 5
+
+    assert batches == [first, *([i] for i in retries)]
+
+
+async def test_a_batch_counts_its_attempts_and_completes_together(database: Database) -> None:
+    ids = await _queued(database, "test.effect", 3)
+
+    await outbox.process(database, ids, _context())
+
+    for event_id in ids:
+        event = await _event(database, event_id)
+        assert (event.status, event.attempts, event.locked_until) == (
+            OutboxStatus.COMPLETED,
+            1,
+            None,
+        )
+        assert event.processed_at is not None
+    assert await _effects(database, ids) == set(ids)
+
+
+async def test_a_failing_handler_leaves_nothing_behind_and_costs_its_neighbours_nothing(
+    database: Database,
+) -> None:
+    before, after = await _queued(database, "test.effect", 2)
+    (failing,) = await _queued(database, "test.effect_then_fails")
+    (bad_sql,) = await _queued(database, "test.bad_sql")  # aborts the statement it runs in
+    batch = sorted([before, failing, bad_sql, after])
+
+    await outbox.process(database, batch, _context())
+
+    for event_id in (before, after):
+        assert (await _event(database, event_id)).status is OutboxStatus.COMPLETED
+    for event_id in (failing, bad_sql):
+        event = await _event(database, event_id)
+        assert (event.status, event.attempts) == (OutboxStatus.PENDING, 1)
+    assert (await _event(database, failing)).last_error == "RuntimeError: failed after its effect"
+    # The failed handler's effect was rolled back with its savepoint; the others' committed.
+    assert await _effects(database, batch) == {before, after}
+
+
+async def test_a_hanging_handler_costs_its_neighbours_only_time(database: Database) -> None:
+    """Cut off after half the job timeout; no handler starts after that first half, so the
+    events behind it go back, due at once and with their attempts as they were."""
+    (before,) = await _queued(database, "test.ok")
+    (hanging,) = await _queued(database, "test.hangs")
+    (behind,) = await _queued(database, "test.ok")
+    context = _context(job_timeout_seconds=2, visibility_timeout_seconds=5)
+
+    await outbox.process(database, [before, hanging, behind], context)
+
+    assert (await _event(database, before)).status is OutboxStatus.COMPLETED
+    cut_off = await _event(database, hanging)
+    assert (cut_off.status, cut_off.attempts) == (OutboxStatus.PENDING, 1)
+    assert cut_off.last_error == "timed out after 1 s"
+    handed_back = await _event(database, behind)
+    assert (handed_back.status, handed_back.attempts) == (OutboxStatus.PENDING, 0)
+    assert (handed_back.last_error, handed_back.locked_until) == (None, None)
+    assert behind not in CALLS
+    await _drain(database, context)
+    assert (await _event(database, behind)).status is OutboxStatus.COMPLETED
+
+
+async def test_a_cancelled_job_keeps_what_finished_and_hands_back_the_rest(
+    database: Database,
+) -> None:
+    """Shutdown or the worker's job timeout: the handler running is interrupted, the
+    outcomes before it commit, and the events behind it go back at once."""
+    (finished,) = await _queued(database, "test.effect")
+    (running,) = await _queued(database, "test.hangs")
+    (behind,) = await _queued(database, "test.ok")
+    job = asyncio.create_task(outbox.process(database, [finished, running, behind], _context()))
+    await asyncio.wait_for(HANGING[-1].wait(), timeout=10)
+
+    job.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await job
+
+    assert (await _event(database, finished)).status is OutboxStatus.COMPLETED
+    assert await _effects(database, [finished]) == {finished}
+    interrupted = await _event(database, running)
+    assert (interrupted.status, interrupted.attempts) == (OutboxStatus.PENDING, 1)
+    assert interrupted.last_error == "interrupted before it finished"
+    handed_back = await _event(database, behind)
+    assert (handed_back.status, handed_back.attempts) == (OutboxStatus.PENDING, 0)
+    assert behind not in CALLS
+
+
+async def test_a_job_cancelled_between_handlers_hands_back_the_rest(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each handler's outcome commits on its own: the cancellation lands during that commit.
+    monkeypatch.setattr("app.outbox.COMMIT_INTERVAL_SECONDS", 0)
+    (cancels,) = await _queued(database, "test.cancels_its_job")
+    behind = await _queued(database, "test.ok", 2)
+    JOBS.append(asyncio.create_task(outbox.process(database, [cancels, *behind], _context())))
+
+    with pytest.raises(asyncio.CancelledError):
+        await JOBS[-1]
+
+    assert (await _event(database, cancels)).status is OutboxStatus.COMPLETED
+    for event_id in behind:
+        event = await _event(database, event_id)
+        assert (event.status, event.attempts, event.last_error) == (OutboxStatus.PENDING, 0, None)
+
+
+async def test_an_interrupted_last_attempt_is_dead_lettered(database: Database) -> None:
+    (event_id,) = await _queued(database, "test.hangs", attempts=2)
+    job = asyncio.create_task(outbox.process(database, [event_id], _context(max_attempts=3)))
+    await asyncio.wait_for(HANGING[-1].wait(), timeout=10)
+
+    job.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await job
+
+    event = await _event(database, event_id)
+    assert (event.status, event.attempts) == (OutboxStatus.FAILED, 3)
+
+
+async def test_fast_handlers_share_a_commit(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("app.outbox.COMMIT_INTERVAL_SECONDS", 60)  # however slow the machine
+    first, second = await _queued(database, "test.observes", 2)
+    OBSERVED.append(database)
+    SEEN.clear()
+
+    await outbox.process(database, [first, second], _context())
+
+    # While the second handler ran, the first one's outcome was not committed yet.
+    assert [seen[first] for seen in SEEN] == [OutboxStatus.QUEUED, OutboxStatus.QUEUED]
+
+
+async def test_outcomes_commit_once_the_commit_interval_is_up(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("app.outbox.COMMIT_INTERVAL_SECONDS", 0)  # each handler is slow
+    first, second = await _queued(database, "test.observes", 2)
+    OBSERVED.append(database)
+    SEEN.clear()
+
+    await outbox.process(database, [first, second], _context())
+
+    assert [seen[first] for seen in SEEN] == [OutboxStatus.QUEUED, OutboxStatus.COMPLETED]
+    assert (await _event(database, second)).status is OutboxStatus.COMPLETED
+
+
+async def test_a_batch_handed_to_two_jobs_at_once_runs_once(database: Database) -> None:
+    """A batch dispatched again (reaped, claimed anew) while its first job still runs."""
+    ids = await _queued(database, "test.ok", 20)
+
+    await asyncio.gather(
+        outbox.process(database, ids, _context()), outbox.process(database, ids, _context())
+    )
+
+    assert sorted(i for i in CALLS if i in ids) == ids
+    for event_id in ids:
+        assert (await _event(database, event_id)).status is OutboxStatus.COMPLETED
+
+
 async def test_the_reaper_requeues_events_whose_job_vanished(database: Database) -> None:
     (event_id,) = await _record(
         database,
@@ -264,25 +491,29 @@ async def test_replay_sends_failed_events_back_and_they_complete(database: Datab
     assert (await _event(database, event_id)).status is OutboxStatus.COMPLETED
 
 
-async def test_release_gives_a_queued_event_back_to_retry(database: Database) -> None:
+async def test_release_hands_back_queued_events_at_once(database: Database) -> None:
     (event_id,) = await _record(
-        database, "test.ok", status=OutboxStatus.QUEUED, locked_until=utcnow() + timedelta(hours=1)
+        database,
+        "test.ok",
+        status=OutboxStatus.QUEUED,
+        attempts=2,
+        locked_until=utcnow() + timedelta(hours=1),
     )
 
-    await outbox.release(database, event_id, _context().settings.outbox)
+    await outbox.release(database, [event_id])
 
     event = await _event(database, event_id)
-    assert (event.status, event.locked_until) == (OutboxStatus.PENDING, None)
-    assert event.last_error == "interrupted before it finished"
+    assert (event.status, event.attempts, event.locked_until) == (OutboxStatus.PENDING, 2, None)
+    assert event.available_at <= utcnow()
+    assert event.last_error is None
 
 
 async def test_release_leaves_an_event_that_is_not_queued_alone(database: Database) -> None:
-    (event_id,) = await _record(database, "test.ok")
+    (event_id,) = await _record(database, "test.ok", status=OutboxStatus.FAILED)
 
-    await outbox.release(database, event_id, _context().settings.outbox)
+    await outbox.release(database, [event_id])
 
-    event = await _event(database, event_id)
-    assert (event.status, event.last_error) == (OutboxStatus.PENDING, None)
+    assert (await _event(database, event_id)).status is OutboxStatus.FAILED
 
 
 async def test_the_relay_cuts_off_a_hanging_handler(database: Database) -> None:
@@ -300,33 +531,29 @@ async def test_the_relay_cuts_off_a_hanging_handler(database: Database) -> None:
 
     event = await _event(database, event_id)
     assert (event.status, event.attempts) == (OutboxStatus.PENDING, 1)
-    assert event.last_error == "interrupted before it finished"
+    assert event.last_error == "timed out after 0.5 s"  # half the job timeout
 
 
-async def test_a_relay_stopped_mid_pass_releases_the_rest(database: Database) -> None:
-    first, *rest = await _record(database, "test.stops_relay", 1) + await _record(
+async def test_a_relay_stopped_mid_pass_hands_back_the_rest(database: Database) -> None:
+    first, *batch = await _record(database, "test.stops_relay") + await _record(
         database, "test.ok", 3
     )
+    retries = await _record(database, "test.ok", 2, attempts=1)  # a batch of its own each
     RELAY_STOP.clear()
 
     await asyncio.wait_for(outbox.relay(database, _context(), RELAY_STOP), timeout=10)
 
     assert (await _event(database, first)).status is OutboxStatus.COMPLETED
-    for event_id in rest:
+    # The rest of the batch in hand, and the batches of the pass not started yet, are due
+    # again at once with their attempts as they were.
+    for event_id, attempts in [(i, 0) for i in batch] + [(i, 1) for i in retries]:
         event = await _event(database, event_id)
-        assert (event.status, event.last_error) == (
+        assert (event.status, event.attempts, event.last_error) == (
             OutboxStatus.PENDING,
-            "interrupted before it finished",
+            attempts,
+            None,
         )
-    assert not set(rest) & set(CALLS)
-
-
-async def test_an_interrupted_last_attempt_is_dead_lettered(database: Database) -> None:
-    (event_id,) = await _record(database, "test.ok", status=OutboxStatus.QUEUED, attempts=3)
-
-    await outbox.release(database, event_id, _context(max_attempts=3).settings.outbox)
-
-    assert (await _event(database, event_id)).status is OutboxStatus.FAILED
+    assert not set(batch + retries) & set(CALLS)
 
 
 async def test_the_reaper_dead_letters_events_whose_attempts_ran_out(database: Database) -> None:
@@ -353,7 +580,7 @@ async def test_the_reaper_dead_letters_events_whose_attempts_ran_out(database: D
 async def test_a_stale_job_for_a_pending_event_does_nothing(database: Database) -> None:
     (event_id,) = await _record(database, "test.ok", available_at=utcnow() + timedelta(hours=1))
 
-    await outbox.process(database, event_id, _context())  # e.g. a job left from a retry
+    await outbox.process(database, [event_id], _context())  # e.g. a job left from a retry
 
     event = await _event(database, event_id)
     assert (event.status, event.attempts) == (OutboxStatus.PENDING, 0)

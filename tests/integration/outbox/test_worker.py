@@ -1,4 +1,5 @@
-"""The ARQ worker: dispatch into Redis, process from it, heal lost jobs, release on shutdown."""
+"""The ARQ worker: dispatch batches into Redis, process them, heal lost jobs, hand events back
+on shutdown."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from worker.arq_worker import job_id, worker_settings
 
 needs_redis = pytest.mark.skipif(not TEST_REDIS_URL, reason="needs TEST_REDIS_URL")
 HANDLED: list[int] = []
-ENTERED = asyncio.Event()
+ENTERED: list[asyncio.Event] = []  # set by the stuck handler once it runs; one a test
 
 
 @outbox.handler("test.worker.ok")
@@ -34,8 +35,14 @@ async def _ok(session: AsyncSession, event: OutboxEvent, context: HandlerContext
 
 @outbox.handler("test.worker.stuck")
 async def _stuck(session: AsyncSession, event: OutboxEvent, context: HandlerContext) -> None:
-    ENTERED.set()
+    ENTERED[-1].set()
     await asyncio.Event().wait()  # until cancelled
+
+
+@pytest.fixture(autouse=True)
+def _handled() -> None:
+    HANDLED.clear()  # ids start at 1 in each test's database
+    ENTERED.append(asyncio.Event())
 
 
 def _worker_settings(engine: AsyncEngine, redis_url: str, **outbox_settings: Any) -> type[Any]:
@@ -117,8 +124,10 @@ def test_the_worker_needs_redis() -> None:
         worker_settings(make_settings("sqlite://"))
 
 
-def test_one_job_per_event() -> None:
-    assert job_id("outbox", 7) == "outbox:event:7"
+def test_a_batch_has_one_job_named_after_its_events() -> None:
+    assert job_id("outbox", [7, 8]) == job_id("outbox", [7, 8])
+    assert job_id("outbox", [7, 8]).startswith("outbox:batch:")
+    assert len({job_id("outbox", [7, 8]), job_id("outbox", [7, 9]), job_id("other", [7, 8])}) == 3
 
 
 @needs_redis
@@ -132,11 +141,34 @@ async def test_dispatched_events_are_processed_by_a_worker(
     assert await dispatch(ctx) == 5
     assert await dispatch(ctx) == 0  # queued events are not handed over again
     await _expire_locks(private_engine)
-    assert await dispatch(ctx) == 5  # reaped and claimed again while their jobs wait...
-    assert await ctx["redis"].zcard(settings_class.queue_name) == 5  # ...yet one job each
+    assert await dispatch(ctx) == 5  # reaped and claimed again while their job waits...
+    assert await ctx["redis"].zcard(settings_class.queue_name) == 1  # ...yet one job for them
     await _run_burst(settings_class)
 
     assert await _statuses(private_engine, ids) == [OutboxStatus.COMPLETED] * 5
+    assert sorted(i for i in HANDLED if i in ids) == ids
+
+
+@needs_redis
+async def test_two_workers_side_by_side_run_each_event_once(private_engine: AsyncEngine) -> None:
+    assert TEST_REDIS_URL
+    settings_class = _worker_settings(private_engine, TEST_REDIS_URL, batch_size=10)
+    redis: ArqRedis = await create_pool(
+        settings_class.redis_settings, default_queue_name=settings_class.queue_name
+    )
+    ctx: dict[str, Any] = {"redis": redis}
+    await settings_class.on_startup(ctx)
+    try:
+        ids = await _record(private_engine, "test.worker.ok", 100)
+        assert await settings_class.cron_jobs[0].coroutine(ctx) == 100
+        assert await redis.zcard(settings_class.queue_name) == 10  # a job for each batch
+        await asyncio.gather(_run_burst(settings_class), _run_burst(settings_class))
+    finally:
+        await settings_class.on_shutdown(ctx)
+        await forget_queue(redis, settings_class.queue_name)
+        await redis.aclose()
+
+    assert await _statuses(private_engine, ids) == [OutboxStatus.COMPLETED] * 100
     assert sorted(i for i in HANDLED if i in ids) == ids
 
 
@@ -151,7 +183,7 @@ async def test_jobs_lost_from_redis_are_healed_by_the_reaper(
     # Redis loses everything it held for this queue (a FLUSHDB, limited to our keys).
     redis: ArqRedis = ctx["redis"]
     queue = settings_class.queue_name
-    await redis.delete(queue, *[f"arq:job:{job_id(queue, i)}" for i in ids])
+    await redis.delete(queue, f"arq:job:{job_id(queue, ids)}")
 
     deadline = utcnow().timestamp() + 10
     while await dispatch(ctx) < 3:  # the reaper frees them once their 2 s lock expires
@@ -170,9 +202,8 @@ async def test_a_job_cancelled_by_shutdown_releases_its_event(private_engine: As
     async with Database(private_engine).sessionmaker() as session:
         await outbox.claim(session, make_settings("sqlite://").outbox, utcnow())
         await session.commit()
-    ENTERED.clear()
-    job = asyncio.create_task(settings_class.functions[0].coroutine(ctx, event_id))
-    await asyncio.wait_for(ENTERED.wait(), timeout=10)
+    job = asyncio.create_task(settings_class.functions[0].coroutine(ctx, [event_id]))
+    await asyncio.wait_for(ENTERED[-1].wait(), timeout=10)
 
     job.cancel()  # what ARQ does to the job in hand on SIGTERM
     with pytest.raises(asyncio.CancelledError):
@@ -197,11 +228,13 @@ async def test_a_hanging_handler_uses_up_its_attempts(private_engine: AsyncEngin
     for _ in range(2):
         async with Database(private_engine).sessionmaker() as session:
             await _make_all_due(session)
-            assert await outbox.claim(session, settings, utcnow()) == [event_id]
+            assert await outbox.claim(session, settings, utcnow()) == [[event_id]]
             await session.commit()
-        ENTERED.clear()
+        ENTERED[-1].clear()
+        running = asyncio.create_task(job(ctx, [event_id]))
+        await asyncio.wait_for(ENTERED[-1].wait(), timeout=10)
         with pytest.raises(TimeoutError):
-            await asyncio.wait_for(job(ctx, event_id), timeout=0.5)  # ARQ's job_timeout
+            await asyncio.wait_for(running, timeout=0)  # ARQ's job timeout, run out
     await settings_class.on_shutdown(ctx)
 
     assert await _statuses(private_engine, [event_id]) == [OutboxStatus.FAILED]

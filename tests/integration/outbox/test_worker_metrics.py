@@ -71,7 +71,7 @@ async def test_the_worker_serves_its_metrics_on_its_port_until_shutdown(
     await settings_class.on_startup(ctx)
     try:
         before = await _scrape(port)
-        await process_job.coroutine(ctx, event_id)  # the job as ARQ runs it
+        await process_job.coroutine(ctx, [event_id])  # the job as ARQ runs it
         after = await _scrape(port)
     finally:
         await settings_class.on_shutdown(ctx)
