@@ -47,6 +47,7 @@ import psycopg
 from redis import Redis
 
 from bench import seed
+from tests.support import unused_port
 
 ROOT = Path(__file__).resolve().parent.parent
 WRK_SCRIPTS = ROOT / "bench" / "wrk"
@@ -67,8 +68,8 @@ class Scenario:
     script: str
     path: str = "/api/v1/posts"
     connections: int = CONNECTIONS
-    # What the wrk script is given: nothing, the signed-in users' access tokens, or a
-    # refresh token per connection.
+    # What the wrk script is given: nothing, the signed-in users' access tokens, or
+    # refresh tokens to rotate.
     credentials: str | None = None
     target: float | None = None  # the ratio to the baseline this scenario must reach
 
@@ -245,19 +246,11 @@ class Server:
             self.process.wait()
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @contextlib.contextmanager
 def serving(
     name: str, command: list[str], env: dict[str, str], ready_path: str, workdir: Path
 ) -> Iterator[Server]:
-    port = _free_port()
+    port = unused_port()
     log = workdir / f"{name}.log"
     with log.open("wb") as output:
         process = subprocess.Popen(
