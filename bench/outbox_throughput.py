@@ -29,18 +29,22 @@ import uuid
 from datetime import datetime
 from typing import IO
 
-import psycopg
 from alembic import command
 from redis.asyncio import Redis
 from sqlalchemy import func, insert, select
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import outbox
 from app.db import Database, utcnow
 from app.outbox import HandlerContext, OutboxEvent, OutboxStatus
 from app.settings import DatabaseSettings
-from tests.support import ROOT, alembic_config, unused_port
+from tests.support import (
+    ROOT,
+    alembic_config,
+    create_postgres_database,
+    drop_postgres_database,
+    unused_port,
+)
 
 TOPIC = "bench.noop"
 # The worker process: the production entry point, with this module's handler registered.
@@ -53,16 +57,9 @@ async def _noop(session: AsyncSession, event: OutboxEvent, context: HandlerConte
     """Does nothing: the benchmark measures the outbox, not a handler."""
 
 
-def _admin(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
 async def main(events: int, server_url: str, redis_url: str) -> tuple[float, float]:
     """Record `events` events and time one worker through them: (seconds, events/s)."""
-    name = f"bench_outbox_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(_admin(server_url), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    url = create_postgres_database(server_url, prefix="bench_outbox")
     queue = f"bench-outbox-{uuid.uuid4().hex}"
     database = Database.from_settings(DatabaseSettings(_env_file=None, url=url))
     try:
@@ -78,8 +75,7 @@ async def main(events: int, server_url: str, redis_url: str) -> tuple[float, flo
             keys = [key async for key in redis.scan_iter(f"*{queue}*")]
             if keys:
                 await redis.delete(*keys)
-        with psycopg.connect(_admin(server_url), autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_postgres_database(url, server_url)
 
 
 async def _record(database: Database, events: int) -> None:

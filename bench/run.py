@@ -235,7 +235,7 @@ class Server:
         for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
-        raise RuntimeError("no VmRSS for the server")  # pragma: no cover - Linux has it
+        raise RuntimeError("no VmRSS for the server")
 
     def stop(self) -> None:
         self.process.terminate()

@@ -7,12 +7,10 @@ all with `PASSWORD`), posts 1..POSTS, newest last, every `DRAFT_EVERY`th one a d
 from __future__ import annotations
 
 import random
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 
-import psycopg
 from alembic import command
 from argon2 import PasswordHasher
 from sqlalchemy import create_engine, insert
@@ -23,7 +21,7 @@ from app.domains.posts.models import Post
 from app.domains.users.models import User
 from app.domains.votes.models import Vote
 from app.settings import AuthSettings
-from tests.support import alembic_config
+from tests.support import alembic_config, create_postgres_database, drop_postgres_database
 
 USERS = 1_000
 POSTS = 10_000
@@ -46,23 +44,15 @@ def is_published(post_id: int) -> bool:
     return post_id % DRAFT_EVERY != 0
 
 
-def _server(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
 @contextmanager
 def own_database(server_url: str) -> Iterator[str]:
     """A new database on the server at `server_url`, migrated to head, dropped afterwards."""
-    name = f"bench_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(_server(server_url), autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
-    url = make_url(_server(server_url)).set(database=name).render_as_string(hide_password=False)
+    url = create_postgres_database(server_url, prefix="bench")
     try:
         command.upgrade(alembic_config(url), "head")
         yield url
     finally:
-        with psycopg.connect(_server(server_url), autocommit=True) as connection:
-            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_postgres_database(url, server_url)
 
 
 def seed(url: str, *, rng: random.Random) -> None:

@@ -10,7 +10,6 @@ import asyncio
 import os
 import socket
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -18,13 +17,11 @@ from types import SimpleNamespace
 
 import httpx
 import hypothesis
-import psycopg
 import pytest
 from alembic import command
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from limits.aio import storage as limits_storage
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from app.db import Database, create_engine
@@ -33,7 +30,13 @@ from app.main import create_app
 from app.settings import DatabaseSettings, Settings
 from tests.identity_provider import IdentityProvider, serving
 from tests.oauth_browser import register_clients
-from tests.support import alembic_config, delete_accounts, make_settings
+from tests.support import (
+    alembic_config,
+    create_postgres_database,
+    delete_accounts,
+    drop_postgres_database,
+    make_settings,
+)
 
 # Hypothesis fails an example that runs longer than its deadline (200 ms): a timing
 # assertion, which a busy CI machine trips now and then. Examples are judged on results only.
@@ -56,25 +59,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def anyio_backend() -> str:
     return "asyncio"
-
-
-def _admin_dsn(url: str) -> str:
-    """A libpq DSN for the server of `url` (psycopg does not take SQLAlchemy driver names)."""
-    parsed = make_url(url)
-    return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-def create_postgres_database(server_url: str) -> str:
-    name = f"test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(_admin_dsn(server_url), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
-
-
-def drop_postgres_database(url: str, server_url: str) -> None:
-    """Drop a database made by `create_postgres_database`, connected as `server_url` was."""
-    with psycopg.connect(_admin_dsn(server_url), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")

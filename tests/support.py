@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import logging
 import socket
+import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 from alembic.config import Config
 from prometheus_client import REGISTRY
 from pydantic_settings import BaseSettings
 from sqlalchemy import ColumnElement, delete, select
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.domains.users.models import User
@@ -60,6 +63,27 @@ def alembic_config(database_url: str) -> Config:
     config.attributes["database_url"] = database_url
     config.attributes["configure_logger"] = False
     return config
+
+
+def _admin_dsn(url: str) -> str:
+    """A libpq DSN for the server of `url` (psycopg does not take SQLAlchemy driver names)."""
+    parsed = make_url(url)
+    return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def create_postgres_database(server_url: str, prefix: str = "test") -> str:
+    """A new, empty database on the server of `server_url`, named `{prefix}_` and a random
+    suffix; its URL."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(_admin_dsn(server_url), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_postgres_database(url: str, server_url: str) -> None:
+    """Drop a database made by `create_postgres_database`, connected as `server_url` was."""
+    with psycopg.connect(_admin_dsn(server_url), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')
 
 
 def unused_port() -> int:

@@ -17,8 +17,8 @@ from sqlalchemy.engine import Connection
 from app.db import Base, create_engine
 from app.domains import discover
 from app.settings import DatabaseSettings
-from tests.conftest import TEST_DATABASE_URL, create_postgres_database, drop_postgres_database
-from tests.support import alembic_config
+from tests.conftest import TEST_DATABASE_URL
+from tests.support import alembic_config, create_postgres_database, drop_postgres_database
 
 BACKENDS = [
     "sqlite",
