@@ -18,7 +18,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
 .DEFAULT_GOAL := help
-.PHONY: help install run worker test bench check lint format typecheck audit migrate revision clean
+.PHONY: help install run worker frontend openapi browser test bench check lint format typecheck audit migrate revision clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -30,11 +30,38 @@ $(UV):
 install: $(UV) ## Install the locked dependencies into .venv
 	$(UV) sync --frozen --compile-bytecode
 
-run: install migrate ## Migrate the database and serve the API on http://$(HOST):$(PORT)
+run: install migrate frontend ## Build the frontend, migrate the database and serve both on http://$(HOST):$(PORT)
 	$(RUN) python -m app --host $(HOST) --port $(PORT)
 
 worker: install migrate ## Run the outbox worker (needs REDIS_URL; without it the API relays events)
 	$(RUN) python -m worker
+
+# The single-page frontend (React, Vite): sources in frontend/, built into app/frontend/,
+# which the API serves. It is built again when a source, the lock or the API's schema changes.
+FRONTEND := frontend
+FRONTEND_BUILT := app/frontend/index.html
+FRONTEND_SOURCES := $(shell find $(FRONTEND) -path $(FRONTEND)/node_modules -prune -o \
+	-path $(FRONTEND)/src/client -prune -o -type f -print 2>/dev/null)
+
+$(FRONTEND)/node_modules/.package-lock.json: $(FRONTEND)/package-lock.json
+	npm ci --prefix $(FRONTEND) --no-audit --no-fund --loglevel=error
+
+$(FRONTEND_BUILT): $(FRONTEND)/node_modules/.package-lock.json $(FRONTEND_SOURCES)
+	npm run build --prefix $(FRONTEND)
+
+frontend: $(FRONTEND_BUILT) ## Build the frontend into app/frontend/ (when its sources changed)
+
+openapi: install ## Write the API's OpenAPI document to frontend/openapi.json, the frontend client's source
+	$(RUN) python -m app.cli openapi > $(FRONTEND)/openapi.json.new
+	mv $(FRONTEND)/openapi.json.new $(FRONTEND)/openapi.json
+
+# The browser tests drive Debian's Chromium through Playwright (no browser download).
+CHROMIUM := $(shell command -v chromium 2>/dev/null)
+
+browser: ## Install Debian's Chromium for the browser tests when it is missing
+ifeq ($(CHROMIUM),)
+	apt-get update -qq && apt-get install -y -qq chromium
+endif
 
 # A standard OpenID Connect provider (Node.js) that the OAuth tests sign in with.
 OIDC_SERVER := tests/oidc_server
@@ -42,7 +69,8 @@ OIDC_SERVER := tests/oidc_server
 $(OIDC_SERVER)/node_modules/.package-lock.json: $(OIDC_SERVER)/package-lock.json
 	npm ci --prefix $(OIDC_SERVER) --no-audit --no-fund --loglevel=error
 
-test: install check $(OIDC_SERVER)/node_modules/.package-lock.json ## Lint, type-check and run the whole suite with the coverage gate
+test: install check frontend browser $(OIDC_SERVER)/node_modules/.package-lock.json ## Lint, type-check, test the frontend and run the whole suite with the coverage gate
+	npm test --prefix $(FRONTEND)
 	$(RUN) coverage erase
 	$(RUN) coverage run -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 	$(RUN) coverage combine --quiet
@@ -82,4 +110,5 @@ revision: install ## New migration from model changes: make revision m="add post
 	$(RUN) alembic revision --autogenerate -m "$(m)"
 
 clean: ## Remove the virtualenv, caches and local data
-	rm -rf $(VENV) .coverage .coverage.* .mypy_cache .ruff_cache .pytest_cache .hypothesis var $(OIDC_SERVER)/node_modules
+	rm -rf $(VENV) .coverage .coverage.* .mypy_cache .ruff_cache .pytest_cache .hypothesis var $(OIDC_SERVER)/node_modules \
+		$(FRONTEND)/node_modules $(FRONTEND)/src/client app/frontend

@@ -1,14 +1,17 @@
-"""Operator commands: `python -m app.cli outbox list --status failed`, `outbox replay ...`."""
+"""Operator commands: `python -m app.cli outbox list --status failed`, `outbox replay ...`,
+and `openapi`, the API's OpenAPI document, from which the frontend's client is generated."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 from collections.abc import Sequence
 
 from app import outbox
 from app.db import Database
+from app.main import create_app
 from app.outbox import OutboxStatus
 from app.settings import Settings, get_settings
 
@@ -25,6 +28,7 @@ def parser() -> argparse.ArgumentParser:
     which = replaying.add_mutually_exclusive_group(required=True)
     which.add_argument("ids", nargs="*", type=int, default=[], help="event ids")
     which.add_argument("--all-failed", action="store_true", help="every failed event")
+    commands.add_parser("openapi", help="print the OpenAPI document (frontend/openapi.json)")
     return root
 
 
@@ -48,8 +52,16 @@ async def run(arguments: argparse.Namespace, settings: Settings) -> list[str]:
         await database.dispose()
 
 
+def openapi_document(settings: Settings) -> str:
+    """The OpenAPI document as `frontend/openapi.json` holds it."""
+    return json.dumps(create_app(settings).openapi(), indent=2, ensure_ascii=False) + "\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = parser().parse_args(argv)
+    if arguments.group == "openapi":
+        sys.stdout.write(openapi_document(get_settings()))
+        return 0
     for line in asyncio.run(run(arguments, get_settings())):
         sys.stdout.write(line + "\n")
     return 0

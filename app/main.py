@@ -36,6 +36,7 @@ from app.observability.tracing import instrument_app, traced_clients
 from app.outbox import HandlerContext
 from app.rate_limit import RateLimited, RateLimiter, RateLimiterUnavailable
 from app.settings import Settings, get_settings
+from app.spa import install_frontend
 
 API_PREFIX = "/api/v1"
 # Responses that carry tokens or account data.
@@ -135,6 +136,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         api_prefix=API_PREFIX,
         api_errors=(RateLimited, RateLimiterUnavailable, DatabaseUnavailable),
     )
+    install_frontend(app, settings.frontend_dir, api_prefix=API_PREFIX)
     instrument_app(settings.tracing, app)
     return app
 

@@ -250,7 +250,8 @@ class SecurityHeadersMiddleware:
                 headers["X-Content-Type-Options"] = "nosniff"
                 headers["Referrer-Policy"] = "no-referrer"
                 headers["Cross-Origin-Opener-Policy"] = "same-origin"
-                headers["Content-Security-Policy"] = csp
+                # A response that brings its own policy keeps it (the frontend's, app/spa.py).
+                headers.setdefault("Content-Security-Policy", csp)
                 if https:
                     headers["Strict-Transport-Security"] = HSTS
             await send(message)

@@ -6,6 +6,7 @@ import secrets
 import warnings
 from enum import StrEnum
 from functools import lru_cache
+from pathlib import Path
 from typing import Annotated, Any, Literal, cast
 
 from cryptography.hazmat.primitives import serialization
@@ -23,6 +24,8 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_SQLITE_URL = "sqlite+aiosqlite:///var/app.db"
+# Where `make frontend` builds the single-page frontend.
+BUILT_FRONTEND_DIR = Path(__file__).with_name("frontend")
 MIN_SECRET_BYTES = 32
 # Values copied from tutorials and `.env.example` files; never acceptable in production.
 OWASP_ARGON2_MEMORY_KIB = 19 * 1024
@@ -437,6 +440,8 @@ class Settings(BaseSettings):
     shutdown_drain_seconds: float = Field(default=0.0, ge=0, le=60)
     # Serve `/docs` and `/openapi.json`.
     docs_enabled: bool = True
+    # The built single-page frontend, served at `/` when this folder holds its index.html.
+    frontend_dir: Path = BUILT_FRONTEND_DIR
 
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)

@@ -53,6 +53,8 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
     return Settings(
         _env_file=None,
         environment=overrides.pop("environment", "test"),
+        # The built frontend is served only where a test asks for it, with a build of its own.
+        frontend_dir=overrides.pop("frontend_dir", ROOT / "tests" / "no-frontend"),
         **groups,
         **overrides,
     )

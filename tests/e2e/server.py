@@ -7,7 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO
@@ -30,9 +30,12 @@ class Server:
 
 @contextmanager
 def served(
-    env: Mapping[str, str], *args: str, stderr: int | IO[bytes] | None = None
+    env: Mapping[str, str] | Callable[[str], Mapping[str, str]],
+    *args: str,
+    stderr: int | IO[bytes] | None = None,
 ) -> Iterator[Server]:
-    """`python -m app` with `env` added to this process's environment.
+    """`python -m app` with `env` added to this process's environment; `env` may be a
+    function of the server's URL, for settings that name the server itself.
 
     The test binds the socket itself and hands it over (`--fd`): connections made before
     the server is up wait in the listen backlog, so no test polls or sleeps.
@@ -41,15 +44,16 @@ def served(
     listener.bind(("127.0.0.1", 0))
     listener.listen(64)
     host, port = listener.getsockname()
+    url = f"http://{host}:{port}"
     process = subprocess.Popen(  # noqa: S603 - fixed argv built from this interpreter
         [sys.executable, "-m", "app", "--fd", str(listener.fileno()), *args],
         cwd=ROOT,
-        env=os.environ | dict(env),
+        env=os.environ | dict(env(url) if callable(env) else env),
         pass_fds=[listener.fileno()],
         stderr=stderr,
     )
     listener.close()
-    server = Server(f"http://{host}:{port}", process)
+    server = Server(url, process)
     try:
         yield server
     finally:

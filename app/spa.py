@@ -1,0 +1,79 @@
+"""The single-page frontend, served by the API from the files `make frontend` builds.
+
+Only what no route answers reaches it: it is the router's default handler, so the API's own
+404 and 405 answers are untouched. A file of the build is served as it is; a browser
+navigating to any other path outside the API (a deep link such as `/posts/42`) gets
+`index.html`, and the frontend's router shows the page.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path, PurePath
+
+from fastapi import FastAPI
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from app.errors import route_path
+
+# Everything from the frontend's own origin, nothing inline, nothing from elsewhere, never
+# framed (OWASP Content Security Policy Cheat Sheet, "strict" policy for a bundled app).
+SPA_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+# Vite names the files under assets/ by a hash of their content: a new build makes new names.
+ASSETS = "assets"
+IMMUTABLE = "public, max-age=31536000, immutable"
+# index.html names the current assets, so a browser checks it again (ETag) before each use.
+REVALIDATE = "no-cache"
+INDEX = "index.html"
+
+
+def install_frontend(app: FastAPI, directory: Path, *, api_prefix: str) -> None:
+    """Serve the frontend built into `directory`; without its index.html, serve nothing."""
+    if (directory / INDEX).is_file():
+        app.router.default = FrontendFiles(
+            directory, not_found=app.router.default, api_prefix=api_prefix
+        )
+
+
+class FrontendFiles(StaticFiles):
+    """The build's files, and index.html for a browser's navigation to any other page."""
+
+    def __init__(self, directory: Path, *, not_found: ASGIApp, api_prefix: str) -> None:
+        super().__init__(directory=directory)
+        self.not_found = not_found
+        self.api_paths = api_prefix.rstrip("/") + "/"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # The API's paths stay problem+json, whoever asks; the frontend only reads.
+        if scope["method"] not in {"GET", "HEAD"} or route_path(scope).startswith(self.api_paths):
+            await self.not_found(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        try:
+            response = await super().get_response(path, scope)
+        except HTTPException as error:
+            # Only a browser navigating gets the page; a missing script, image or scrape
+            # target stays a 404.
+            if error.status_code != 404 or not _navigation(scope):
+                raise
+            path = INDEX
+            response = await super().get_response(path, scope)
+        response.headers["Cache-Control"] = (
+            IMMUTABLE if PurePath(path).parts[0] == ASSETS else REVALIDATE
+        )
+        response.headers["Content-Security-Policy"] = SPA_CSP
+        return response
+
+
+def _navigation(scope: Scope) -> bool:
+    """Whether the request asks for a page (browsers send `Accept: text/html,...`)."""
+    return "text/html" in Headers(scope=scope).get("accept", "")
