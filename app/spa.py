@@ -51,11 +51,11 @@ class FrontendFiles(StaticFiles):
         self.api_paths = api_prefix.rstrip("/") + "/"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        # The API's paths stay problem+json, whoever asks; the frontend only reads.
-        if scope["method"] not in {"GET", "HEAD"} or route_path(scope).startswith(self.api_paths):
+        # The frontend only reads, and the API's paths stay problem+json, whoever asks.
+        if scope["method"] in {"GET", "HEAD"} and not route_path(scope).startswith(self.api_paths):
+            await super().__call__(scope, receive, send)
+        else:
             await self.not_found(scope, receive, send)
-            return
-        await super().__call__(scope, receive, send)
 
     async def get_response(self, path: str, scope: Scope) -> Response:
         try:
