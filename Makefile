@@ -18,7 +18,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
 .DEFAULT_GOAL := help
-.PHONY: help install run worker frontend openapi browser test bench check lint format typecheck audit migrate revision clean
+.PHONY: help install run worker frontend openapi browser kubectl test bench check lint format typecheck audit migrate revision clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -63,13 +63,21 @@ ifeq ($(CHROMIUM),)
 	apt-get update -qq && apt-get install -y -qq chromium
 endif
 
+# The deployment tests render the Kubernetes overlays with kubectl's kustomize (no cluster).
+KUBECTL := $(shell command -v kubectl 2>/dev/null)
+
+kubectl: ## Install kubectl from the configured apt sources when it is missing
+ifeq ($(KUBECTL),)
+	apt-get update -qq && apt-get install -y -qq kubectl
+endif
+
 # A standard OpenID Connect provider (Node.js) that the OAuth tests sign in with.
 OIDC_SERVER := tests/oidc_server
 
 $(OIDC_SERVER)/node_modules/.package-lock.json: $(OIDC_SERVER)/package-lock.json
 	npm ci --prefix $(OIDC_SERVER) --no-audit --no-fund --loglevel=error
 
-test: install check frontend browser $(OIDC_SERVER)/node_modules/.package-lock.json ## Lint, type-check, test the frontend and run the whole suite with the coverage gate
+test: install check frontend browser kubectl $(OIDC_SERVER)/node_modules/.package-lock.json ## Lint, type-check, test the frontend and run the whole suite with the coverage gate
 	npm test --prefix $(FRONTEND)
 	$(RUN) coverage erase
 	$(RUN) coverage run -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)

@@ -11,7 +11,6 @@ from collections.abc import Sequence
 
 from app import outbox
 from app.db import Database
-from app.main import create_app
 from app.outbox import OutboxStatus
 from app.settings import Settings, get_settings
 
@@ -54,6 +53,10 @@ async def run(arguments: argparse.Namespace, settings: Settings) -> list[str]:
 
 def openapi_document(settings: Settings) -> str:
     """The OpenAPI document as `frontend/openapi.json` holds it."""
+    # Imported here: building the application imports every domain and library, which
+    # the outbox commands do not need.
+    from app.main import create_app
+
     return json.dumps(create_app(settings).openapi(), indent=2, ensure_ascii=False) + "\n"
 
 
