@@ -47,7 +47,7 @@ from typing import Any
 import sentry_sdk
 from opentelemetry import trace
 from opentelemetry.trace import StatusCode
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, func, select, update
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -338,8 +338,8 @@ class _Job:
         outcomes: list[Settled] = []
         async with self.database.sessionmaker() as session:
             held = await _hold(session, events)
-            # An event whose attempts moved on is another job's now (reaped and claimed again).
-            left = deque(event for event in events if held.get(event.id) == event.attempts)
+            # An event not held is finished, or another job's now (its attempt moved on).
+            left = deque(event for event in events if event.id in held)
             opened = self.loop.time()
             while left and not self.stopping():
                 outcomes.append(await self._run_one(session, left.popleft()))
@@ -421,17 +421,22 @@ async def _start(
     return events
 
 
-async def _hold(session: AsyncSession, events: Sequence[OutboxEvent]) -> dict[int, int]:
-    """Lock the events that are still `queued` for this transaction; their attempts by id."""
-    rows = await session.execute(
-        select(OutboxEvent.id, OutboxEvent.attempts)
+async def _hold(session: AsyncSession, events: Sequence[OutboxEvent]) -> set[int]:
+    """Lock, for this transaction, the events that are still `queued` at the attempt this job
+    started; their ids. An event whose attempt moved on belongs to another job (it was reaped
+    and claimed again), which must find it unlocked: were it locked here, both jobs would skip
+    it, and it would wait in `queued` for the reaper."""
+    ids = await session.scalars(
+        select(OutboxEvent.id)
         .where(
-            OutboxEvent.id.in_([event.id for event in events]),
+            tuple_(OutboxEvent.id, OutboxEvent.attempts).in_(
+                [(event.id, event.attempts) for event in events]
+            ),
             OutboxEvent.status == OutboxStatus.QUEUED,
         )
         .with_for_update(skip_locked=True)
     )
-    return dict(rows.all())
+    return set(ids)
 
 
 async def _record(
