@@ -68,7 +68,11 @@ SAMPLER = ParentBased(root=_NoLoneClientSpans())
 class ScrubbingExporter(SpanExporter):
     """Exports spans without error text: a driver's message can quote the data it refused
     (`Key (email)=(alice@example.com) already exists`). The status code and the exception's
-    type stay; the message, and the traceback that repeats it, are for the error report."""
+    type stay; the message, and the traceback that repeats it, are for the error report.
+
+    URLs are exported without their query string, which the access log leaves out too: it
+    can carry a one-time code (the OAuth callbacks, the frontend's `/auth/callback`), a
+    flow's `state` or a provider's `appsecret_proof`."""
 
     def __init__(self, exporter: SpanExporter) -> None:
         self.exporter = exporter
@@ -83,6 +87,12 @@ class ScrubbingExporter(SpanExporter):
         return self.exporter.force_flush(timeout_millis)
 
 
+# Attributes holding a whole URL or target (old and current semantic conventions), and the
+# one holding the query alone.
+_URL_ATTRIBUTES = frozenset({"http.url", "http.target", "url.full"})
+_QUERY_ATTRIBUTE = "url.query"
+
+
 def _scrubbed(span: ReadableSpan) -> ReadableSpan:
     events = [
         Event(event.name, {"exception.type": (event.attributes or {}).get("exception.type", "")})
@@ -95,7 +105,11 @@ def _scrubbed(span: ReadableSpan) -> ReadableSpan:
         context=span.context,
         parent=span.parent,
         resource=span.resource,
-        attributes=span.attributes,
+        attributes={
+            key: str(value).partition("?")[0] if key in _URL_ATTRIBUTES else value
+            for key, value in (span.attributes or {}).items()
+            if key != _QUERY_ATTRIBUTE
+        },
         events=events,
         links=span.links,
         kind=span.kind,

@@ -342,6 +342,18 @@ async def test_exported_spans_carry_no_error_text(
     assert all("secret_column_abc" not in str(event.attributes) for event in failed.events)
 
 
+async def test_exported_urls_carry_no_query_string(
+    traced: httpx.AsyncClient, spans: InMemorySpanExporter
+) -> None:
+    response = await traced.get("/api/v1/posts", params={"search": "one-time-code-abc"})
+
+    assert response.status_code == 200
+    server = _only(SpanKind.SERVER, spans.get_finished_spans())
+    assert server.attributes is not None
+    assert "one-time-code-abc" not in str(dict(server.attributes))
+    assert any(str(value).endswith("/api/v1/posts") for value in server.attributes.values())
+
+
 async def test_a_failed_handler_run_is_an_error_span(
     traced_app: FastAPI,
     traced_settings: Settings,
