@@ -63,7 +63,8 @@ def openapi_document(settings: Settings) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = parser().parse_args(argv)
     if arguments.group == "openapi":
-        sys.stdout.write(openapi_document(get_settings()))
+        # The document of the service as shipped: a developer's .env must not change it.
+        sys.stdout.write(openapi_document(Settings(_env_file=None, environment="test")))
         return 0
     for line in asyncio.run(run(arguments, get_settings())):
         sys.stdout.write(line + "\n")

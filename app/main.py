@@ -38,7 +38,8 @@ from app.rate_limit import RateLimited, RateLimiter, RateLimiterUnavailable
 from app.settings import Settings, get_settings
 from app.spa import install_frontend
 
-API_PREFIX = "/api/v1"
+API_ROOT = "/api"
+API_PREFIX = f"{API_ROOT}/v1"
 # Responses that carry tokens or account data.
 NO_STORE_PREFIXES = (f"{API_PREFIX}/login", f"{API_PREFIX}/auth/", f"{API_PREFIX}/users")
 
@@ -136,7 +137,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         api_prefix=API_PREFIX,
         api_errors=(RateLimited, RateLimiterUnavailable, DatabaseUnavailable),
     )
-    install_frontend(app, settings.frontend_dir, api_prefix=API_PREFIX)
+    install_frontend(app, settings.frontend_dir, api_root=API_ROOT)
     instrument_app(settings.tracing, app)
     return app
 

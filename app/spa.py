@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from app.errors import route_path
 
 # Everything from the frontend's own origin, nothing inline, nothing from elsewhere, never
-# framed (OWASP Content Security Policy Cheat Sheet, "strict" policy for a bundled app).
+# framed: a bundled app needs no more (the build has no inline script or style, no eval).
 SPA_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
@@ -32,27 +32,31 @@ IMMUTABLE = "public, max-age=31536000, immutable"
 # index.html names the current assets, so a browser checks it again (ETag) before each use.
 REVALIDATE = "no-cache"
 INDEX = "index.html"
+VARY_ACCEPT = {"Vary": "Accept"}
 
 
-def install_frontend(app: FastAPI, directory: Path, *, api_prefix: str) -> None:
-    """Serve the frontend built into `directory`; without its index.html, serve nothing."""
+def install_frontend(app: FastAPI, directory: Path, *, api_root: str) -> None:
+    """Serve the frontend built into `directory`; without its index.html, serve nothing.
+    Nothing at `api_root` or under it is the frontend's, whatever the version in the path."""
     if (directory / INDEX).is_file():
         app.router.default = FrontendFiles(
-            directory, not_found=app.router.default, api_prefix=api_prefix
+            directory, not_found=app.router.default, api_root=api_root
         )
 
 
 class FrontendFiles(StaticFiles):
     """The build's files, and index.html for a browser's navigation to any other page."""
 
-    def __init__(self, directory: Path, *, not_found: ASGIApp, api_prefix: str) -> None:
+    def __init__(self, directory: Path, *, not_found: ASGIApp, api_root: str) -> None:
         super().__init__(directory=directory)
         self.not_found = not_found
-        self.api_paths = api_prefix.rstrip("/") + "/"
+        self.api_root = api_root.rstrip("/")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # The frontend only reads, and the API's paths stay problem+json, whoever asks.
-        if scope["method"] in {"GET", "HEAD"} and not route_path(scope).startswith(self.api_paths):
+        path = route_path(scope)
+        api = path == self.api_root or path.startswith(f"{self.api_root}/")
+        if scope["method"] in {"GET", "HEAD"} and not api:
             await super().__call__(scope, receive, send)
         else:
             await self.not_found(scope, receive, send)
@@ -62,11 +66,13 @@ class FrontendFiles(StaticFiles):
             response = await super().get_response(path, scope)
         except HTTPException as error:
             # Only a browser navigating gets the page; a missing script, image or scrape
-            # target stays a 404.
+            # target stays a 404. Either answer depends on Accept, which caches must know.
             if error.status_code != 404 or not _navigation(scope):
+                error.headers = {**(error.headers or {}), **VARY_ACCEPT}
                 raise
             path = INDEX
             response = await super().get_response(path, scope)
+            response.headers.update(VARY_ACCEPT)
         response.headers["Cache-Control"] = (
             IMMUTABLE if PurePath(path).parts[0] == ASSETS else REVALIDATE
         )

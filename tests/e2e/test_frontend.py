@@ -181,3 +181,11 @@ async def test_a_deep_link_opens_its_page(page: Page) -> None:
     await page.goto("/posts/2147483647")
 
     await expect(page.get_by_text("Post not found.")).to_be_visible()
+
+
+async def test_a_refused_code_is_told_and_leaves_the_address_bar(page: Page) -> None:
+    await page.goto("/auth/callback?code=not-a-code")
+
+    await expect(page.get_by_role("alert")).to_be_visible()
+    await expect(page.get_by_role("link", name="Back to sign in")).to_be_visible()
+    assert "code=" not in page.url

@@ -49,6 +49,7 @@ def _assert_page(response: httpx.Response) -> None:
     assert response.headers["content-type"].startswith("text/html")
     assert response.headers["cache-control"] == REVALIDATE
     assert response.headers["content-security-policy"] == SPA_CSP
+    assert response.headers["vary"] == "Accept"
 
 
 @pytest.mark.parametrize("path", ["/", "/posts/42", "/auth/callback?code=x", "/account/"])
@@ -100,10 +101,14 @@ async def test_what_is_not_a_navigation_and_not_a_file_is_a_404(
 
     assert_problem(response, 404, "not_found")
     assert response.headers["content-security-policy"] == API_CSP
+    assert response.headers["vary"] == "Accept"  # a browser gets the page there
 
 
-async def test_the_apis_paths_stay_problems_even_for_a_browser(frontend: httpx.AsyncClient) -> None:
-    response = await frontend.get("/api/v1/nowhere", headers=PAGE)
+@pytest.mark.parametrize("path", ["/api", "/api/", "/api/v1", "/api/v1/nowhere", "/api/v2/posts"])
+async def test_the_apis_paths_stay_problems_even_for_a_browser(
+    frontend: httpx.AsyncClient, path: str
+) -> None:
+    response = await frontend.get(path, headers=PAGE)
 
     assert_problem(response, 404, "not_found")
     assert response.headers["content-security-policy"] == API_CSP

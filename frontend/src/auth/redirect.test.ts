@@ -18,6 +18,9 @@ describe("safeRedirect", () => {
     "//evil.example/",
     "/\\evil.example/",
     "/\t/evil.example/",
+    "/..//evil.example/",
+    "/.//evil.example/",
+    "/%2e%2e//evil.example/",
     "javascript:alert(1)",
   ])("refuses %j", (value) => {
     expect(safeRedirect(value)).toBeUndefined();

@@ -3,10 +3,14 @@
 // Any origin will do: only whether the parsed URL stays on it matters.
 const BASE = "https://frontend.invalid";
 
+// "//host" and "/\host" are URLs of other origins that merely start with a slash.
+const LOCAL_PATH = /^\/(?![/\\])/;
+
 export function safeRedirect(value: unknown): string | undefined {
-  // "//host" and "/\host" are URLs of other origins that merely start with a slash.
-  if (typeof value !== "string" || !/^\/(?![/\\])/.test(value)) return undefined;
-  // Parsing also drops the tabs and newlines that could hide such a prefix ("/\t/host").
+  if (typeof value !== "string" || !LOCAL_PATH.test(value)) return undefined;
+  // Parsing drops the tabs and newlines that could hide such a prefix ("/\t/host"), and
+  // resolves dot segments, which can make one ("/..//host" is the path "//host").
   const url = new URL(value, BASE);
-  return url.origin === BASE ? url.pathname + url.search + url.hash : undefined;
+  const path = url.pathname + url.search + url.hash;
+  return url.origin === BASE && LOCAL_PATH.test(path) ? path : undefined;
 }

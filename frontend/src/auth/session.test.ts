@@ -272,18 +272,23 @@ describe("several tabs", () => {
 
   it("re-reads the stored token once the lock is granted", async () => {
     const { api, storage } = await signedInTab();
-    // Another tab holds the lock and rotates the token while this tab waits for it.
+    // Once this tab has signed in, another tab holds the lock and rotates the token while
+    // this tab waits for it.
+    let requests = 0;
     const locks: Locks = {
       async request(_name, callback) {
-        const otherTab = createSession({ storage, locks: undefined, tabEvents: new EventTarget() });
-        otherTab.start();
-        await otherTab.whenStarted();
+        requests += 1;
+        if (requests > 1) {
+          const otherTab = createSession({ storage, locks: undefined, tabEvents: new EventTarget() });
+          otherTab.start();
+          await otherTab.whenStarted();
+        }
         return callback();
       },
     };
     const tab = createSession({ storage, locks, tabEvents: new EventTarget() });
     configureApiClient(tab, API);
-    tab.signIn({
+    await tab.signIn({
       access_token: "access-expired",
       refresh_token: "refresh-2",
       token_type: "bearer",
@@ -315,6 +320,32 @@ describe("several tabs", () => {
     );
 
     expect(session.getStatus()).toBe("signed-in");
+  });
+});
+
+describe("signing in", () => {
+  it("waits for another tab's refresh, so the new session's token is the one stored", async () => {
+    const api = new FakeApi();
+    vi.stubGlobal("fetch", api.fetch);
+    const storage = new MemoryStorage();
+    storage.setItem(REFRESH_TOKEN_KEY, api.login());
+    const locks = new FakeLocks();
+    const refreshingTab = createSession({ storage, locks, tabEvents: new EventTarget() });
+    configureApiClient(refreshingTab, API);
+    refreshingTab.start(); // its start-up refresh is in flight
+    const signingInTab = createSession({ storage, locks, tabEvents: new EventTarget() });
+
+    await signingInTab.signIn({
+      access_token: "access-new",
+      refresh_token: "refresh-new",
+      token_type: "bearer",
+      expires_in: 900,
+    });
+    await refreshingTab.whenStarted();
+
+    expect(api.refreshTokensSent).toEqual(["refresh-1"]);
+    expect(storage.getItem(REFRESH_TOKEN_KEY)).toBe("refresh-new");
+    expect(signingInTab.getStatus()).toBe("signed-in");
   });
 });
 

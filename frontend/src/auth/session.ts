@@ -151,8 +151,10 @@ export function createSession({ storage, locks, tabEvents }: SessionDeps) {
     },
 
     /** A new session from a login; listeners hear of it even over another, as the account may differ. */
-    signIn(pair: TokenPair): void {
-      keep(pair);
+    async signIn(pair: TokenPair): Promise<void> {
+      // Under the lock: a refresh running in another tab would store its rotated token, of the
+      // old session, over this one's.
+      await exclusively(async () => keep(pair));
       status = "signed-in";
       notify();
     },

@@ -21,7 +21,7 @@ export function LoginPage() {
     mutationFn: (form: HTMLFormElement) =>
       login({ body: { username: formText(form, "email"), password: formText(form, "password") } }),
     onSuccess: async (pair) => {
-      session.signIn(pair);
+      await session.signIn(pair);
       // `redirect` passed safeRedirect in the route's validateSearch: a path on this origin.
       if (redirect === undefined) await navigate({ to: "/" });
       else history.push(redirect);

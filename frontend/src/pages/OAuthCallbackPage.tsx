@@ -27,6 +27,8 @@ export function OAuthCallbackPage() {
         if (current) void navigate({ to: "/", replace: true });
       },
       (failure: unknown) => {
+        // The code leaves the address bar and the history whether or not it was spent.
+        window.history.replaceState(null, "", "/auth/callback");
         if (current) setError(failure);
       },
     );

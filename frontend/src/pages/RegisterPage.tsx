@@ -19,7 +19,7 @@ export function RegisterPage() {
       return login({ body: { username: email, password } });
     },
     onSuccess: async (pair) => {
-      session.signIn(pair);
+      await session.signIn(pair);
       await navigate({ to: "/" });
     },
   });
