@@ -36,10 +36,12 @@ SERVER_VARIABLES = {"FORWARDED_ALLOW_IPS"}
 OPERATOR_VALUES = {
     "POSTGRES_PASSWORD": "a-password",
     "SECRET_KEY": "an-operator-secret-key-of-40-characters-x",
+    "METRICS_TOKEN": "a-metrics-token",
     "TRUSTED_HOSTS": "app.example.com",
 }
 PRODUCTION_SECRET = {
     "SECRET_KEY": OPERATOR_VALUES["SECRET_KEY"],
+    "METRICS_TOKEN": OPERATOR_VALUES["METRICS_TOKEN"],
     "DATABASE_URL": "postgresql://app:a-password@db.internal:5432/app",
     "REDIS_URL": "redis://redis.internal:6379/0",
 }
@@ -148,11 +150,20 @@ def test_each_compose_file_follows_the_compose_specification(name: str) -> None:
     assert _compose_file(name)["services"]
 
 
+def _compose_environment(environment: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The base file and the environment's, each interpolated on its own as Compose does;
+    on a developer's machine with no variable set."""
+    values = {} if environment == "local" else OPERATOR_VALUES
+    return _compose_file("compose.yaml", values), _compose_file(
+        f"compose.{environment}.yaml", values
+    )
+
+
 @pytest.mark.parametrize("environment", ENVIRONMENTS)
 def test_each_compose_environment_starts_the_service(
     environment: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    base, override = _compose_file("compose.yaml"), _compose_file(f"compose.{environment}.yaml")
+    base, override = _compose_environment(environment)
     services = {
         name: service for name, service in base["services"].items() if IMAGE in service["image"]
     }
@@ -166,10 +177,17 @@ def test_each_compose_environment_starts_the_service(
         assert settings.redis.url == "redis://redis:6379/0", name
     expected = Environment.LOCAL if environment == "local" else Environment.PRODUCTION
     assert settings.environment is expected
+    if environment == "prod":  # /metrics is reachable through the proxy
+        assert settings.metrics.token is not None
 
 
-def test_the_local_environment_needs_no_variables() -> None:
-    assert _compose_file("compose.local.yaml", values={})
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_compose_publishes_ports_on_the_loopback_only(environment: str) -> None:
+    # The API trusts X-Forwarded-* outside local: only the proxy on the host may connect.
+    for file in _compose_environment(environment):
+        for name, service in file["services"].items():
+            for port in service.get("ports", []):
+                assert port.startswith("127.0.0.1:"), (environment, name, port)
 
 
 # Kubernetes.
