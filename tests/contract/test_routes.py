@@ -72,6 +72,24 @@ def test_every_api_route_is_versioned(app: FastAPI) -> None:
     assert all(path.startswith("/api/v1/") for path in paths - {"/health", "/ready", "/metrics"})
 
 
+# Operations that answer anonymous callers and callers with a bearer token alike.
+OPTIONAL_BEARER = {("GET", "/api/v1/posts"), ("GET", "/api/v1/posts/{post_id}")}
+
+
+def test_the_bearer_token_is_documented_as_optional_where_it_is(app: FastAPI) -> None:
+    bearer: dict[str, list[str]] = {"OAuth2PasswordBearer": []}
+    security = {
+        (method.upper(), path): operation["security"]
+        for path, path_item in app.openapi()["paths"].items()
+        for method, operation in path_item.items()
+        if "security" in operation
+    }
+
+    assert {operation for operation, ways in security.items() if {} in ways} == OPTIONAL_BEARER
+    for operation, ways in security.items():
+        assert ways == ([bearer, {}] if operation in OPTIONAL_BEARER else [bearer]), operation
+
+
 async def test_interactive_docs_are_served(client: httpx.AsyncClient) -> None:
     docs, schema = await client.get("/docs"), await client.get("/openapi.json")
 

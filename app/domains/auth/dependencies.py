@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, cast
+from typing import Annotated, Any, cast
 
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
@@ -67,4 +67,8 @@ CurrentIdentity = Annotated[Identity, Depends(_identity)]
 CurrentUser = Annotated[User, Depends(_current_user)]
 # Anonymous when no token is sent; a token that is sent must still be valid (401 otherwise).
 OptionalUser = Annotated[User | None, Depends(_optional_user)]
+# `openapi_extra` of the routes that take an `OptionalUser`. FastAPI documents the bearer scheme
+# as required; OpenAPI says "optional" with an empty requirement among the alternatives, which
+# FastAPI appends to the scheme's: `[{"OAuth2PasswordBearer": []}, {}]`.
+OPTIONAL_BEARER: dict[str, Any] = {"security": [{}]}
 Hasher = Annotated[PasswordHasher, Depends(_password_hasher)]

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 
 from app.db import MAX_ID, DbSession
-from app.domains.auth.dependencies import CurrentUser, OptionalUser
+from app.domains.auth.dependencies import OPTIONAL_BEARER, CurrentUser, OptionalUser
 from app.domains.auth.errors import InvalidToken, NotAuthenticated
 from app.domains.posts import service
 from app.domains.posts.dependencies import OwnedPost, PostId, VisiblePost
@@ -27,6 +27,7 @@ _owned = _visible | problem_responses(NotPostOwner)
     response_model=PostPage,
     responses=problem_responses(InvalidToken),
     dependencies=[RateLimit("read")],
+    openapi_extra=OPTIONAL_BEARER,
 )
 async def list_posts(
     session: DbSession,
@@ -61,6 +62,7 @@ async def create_post(body: PostCreate, user: CurrentUser, session: DbSession) -
     response_model=PostRead,
     responses=problem_responses(InvalidToken, PostNotFound),
     dependencies=[RateLimit("read")],
+    openapi_extra=OPTIONAL_BEARER,
 )
 async def read_post(post_id: PostId, session: DbSession, viewer: OptionalUser) -> PostRead:
     return await service.read_post(session, post_id, viewer)
