@@ -176,3 +176,14 @@ async def test_docs_can_be_turned_off(settings: Settings, database: Database, pa
             response = await client.get(path)
 
     assert response.status_code == 404
+
+
+def test_a_partial_update_documents_its_fields_as_omittable_never_null(app: FastAPI) -> None:
+    schema = app.openapi()["components"]["schemas"]["PostUpdate"]
+
+    assert "required" not in schema
+    assert {name: field.get("type") for name, field in schema["properties"].items()} == {
+        "title": "string",
+        "content": "string",
+        "published": "boolean",
+    }
