@@ -33,6 +33,17 @@ _GROUPS: dict[str, type[BaseSettings]] = {
 }
 
 
+def setting_variables() -> set[str]:
+    """Every environment variable Settings reads."""
+    names = {name.upper() for name in Settings.model_fields if name not in _GROUPS}
+    for group in _GROUPS.values():
+        prefix = str(group.model_config.get("env_prefix", ""))
+        for name, field in group.model_fields.items():
+            alias = field.validation_alias
+            names.add(alias.upper() if isinstance(alias, str) else f"{prefix}{name}".upper())
+    return names
+
+
 def make_settings(database_url: str, **overrides: Any) -> Settings:
     """Settings for a test: only what the test says, never the developer's `.env`.
 

@@ -18,10 +18,9 @@ import kubernetes_validate
 import pytest
 import yaml
 from compose_spec import PyOptions
-from pydantic_settings import BaseSettings
 
 from app.settings import Environment, Settings
-from tests.support import ROOT
+from tests.support import ROOT, setting_variables
 
 DEPLOY = ROOT / "deploy"
 COMPOSE = DEPLOY / "compose"
@@ -45,21 +44,6 @@ PRODUCTION_SECRET = {
     "DATABASE_URL": "postgresql://app:a-password@db.internal:5432/app",
     "REDIS_URL": "redis://redis.internal:6379/0",
 }
-
-
-def setting_variables() -> set[str]:
-    """Every environment variable Settings reads."""
-    names: set[str] = set()
-    for name, field in Settings.model_fields.items():
-        group = field.annotation
-        if isinstance(group, type) and issubclass(group, BaseSettings):
-            prefix = str(group.model_config.get("env_prefix", ""))
-            for inner, inner_field in group.model_fields.items():
-                alias = inner_field.validation_alias
-                names.add(alias.upper() if isinstance(alias, str) else f"{prefix}{inner}".upper())
-        else:
-            names.add(name.upper())
-    return names
 
 
 def _settings_from(variables: Mapping[str, str], monkeypatch: pytest.MonkeyPatch) -> Settings:

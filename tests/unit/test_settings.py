@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +24,9 @@ from app.settings import (
     SmtpSettings,
     get_settings,
 )
+from tests.support import setting_variables
 
 STRONG_SECRET = "s" * 32
-GROUP_PREFIXES = ("DATABASE_", "REDIS_", "API_", "AUTH_")
-TOP_LEVEL = {name.upper() for name in Settings.model_fields}
 POSTGRES = "postgresql+psycopg://app@db.internal/app"
 
 
@@ -46,9 +44,8 @@ def production(**overrides: Any) -> Settings:
 def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No variable or `.env` of the machine running the tests leaks into these settings."""
     monkeypatch.chdir(tmp_path)
-    for name in list(os.environ):
-        if name.startswith(GROUP_PREFIXES) or name in TOP_LEVEL:
-            monkeypatch.delenv(name)
+    for name in setting_variables():
+        monkeypatch.delenv(name, raising=False)
 
 
 def test_local_defaults_to_sqlite_and_a_random_secret_with_a_warning() -> None:
